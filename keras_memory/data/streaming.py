@@ -1,0 +1,174 @@
+"""Streams of in-order segments of documents: the data side of the memory contract.
+
+Each batch row reads whole documents one after another, one segment per
+step; the first segment of a document carries `reset=True`. Documents (never
+the segments of one document) are shuffled with a seed. Nothing is dropped:
+a document's last segment is padded with `PAD_ID` targets, which the loss
+ignores, and rows that run out of documents early are filled with all-padding
+segments.
+"""
+
+import keras
+import numpy as np
+
+from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def document_segments(tokens, segment_length):
+    """Splits one document into `(inputs, targets)` segments.
+
+    The model reads `[BOS] + tokens` and predicts `tokens + [EOS]`, so every
+    token of the document is predicted exactly once.
+
+    Args:
+        tokens: 1-D int array of the document's ids (no BOS/EOS).
+        segment_length: int. Tokens per segment.
+
+    Returns:
+        Two int32 arrays `(num_segments, segment_length)`, padded with
+        `PAD_ID`.
+    """
+    tokens = np.asarray(tokens, dtype=np.int32).reshape(-1)
+    sequence = np.concatenate([[BOS_ID], tokens, [EOS_ID]]).astype(np.int32)
+    length = len(sequence) - 1
+    num_segments = -(-length // segment_length)
+    padded = np.full(num_segments * segment_length + 1, PAD_ID, dtype=np.int32)
+    padded[: len(sequence)] = sequence
+    inputs = padded[:-1].reshape(num_segments, segment_length)
+    targets = padded[1:].reshape(num_segments, segment_length)
+    # Inputs past the document's end are padding too.
+    inputs = np.where(targets == PAD_ID, PAD_ID, inputs)
+    return inputs, targets
+
+
+class SegmentStream(keras.utils.PyDataset):
+    """Batches of in-order segments of documents, for `model.fit` on any backend.
+
+    Step `i` yields `({"tokens": (B, S) int32, "reset": (B,) bool}, targets
+    (B, S) int32)`. Row `b` reads its documents in order, one segment per
+    step; documents are assigned to rows by a seeded shuffle, each to the
+    row with the fewest segments so far, and reshuffled at each epoch's end
+    (seed + epoch). It is a `keras.utils.PyDataset`, which Keras feeds in
+    index order on every backend; `as_tf_dataset()` gives a `tf.data` view.
+
+    Args:
+        documents: list of 1-D int arrays (token ids, no BOS/EOS).
+        batch_size: int. Rows per batch.
+        segment_length: int. Tokens per segment.
+        seed: int or None. Document-shuffle seed; None keeps the given order.
+        vocab_size: int or None. If given, every id is checked against it.
+
+    Example:
+    ```python
+    tokenizer = ByteTokenizer()
+    docs = [tokenizer.encode(text) for text in ["first doc", "second one"]]
+    stream = SegmentStream(docs, batch_size=2, segment_length=8, seed=0)
+    inputs, targets = stream[0]
+    ```
+    """
+
+    def __init__(self, documents, batch_size, segment_length, seed=None, vocab_size=None):
+        super().__init__()
+        if batch_size < 1 or segment_length < 1:
+            raise ValueError(
+                f"`batch_size` and `segment_length` must be >= 1; got "
+                f"{batch_size} and {segment_length}."
+            )
+        documents = [np.asarray(d).reshape(-1) for d in documents]
+        if not documents:
+            raise ValueError("`documents` is empty: nothing to stream.")
+        for i, doc in enumerate(documents):
+            if doc.size and not np.issubdtype(doc.dtype, np.integer):
+                raise ValueError(f"Document {i} must hold integer ids; got {doc.dtype}.")
+            if vocab_size is not None and doc.size and (
+                doc.min() < _OFFSET_MIN or doc.max() >= vocab_size
+            ):
+                raise ValueError(
+                    f"Document {i} has ids outside [{_OFFSET_MIN}, vocab_size="
+                    f"{vocab_size}): [{doc.min()}, {doc.max()}]."
+                )
+        self.documents = documents
+        self.batch_size = batch_size
+        self.segment_length = segment_length
+        self.seed = seed
+        self._epoch = 0
+        self._layout()
+
+    def _layout(self):
+        order = np.arange(len(self.documents))
+        if self.seed is not None:
+            order = np.random.default_rng(self.seed + self._epoch).permutation(order)
+        rows = [[] for _ in range(self.batch_size)]
+        loads = np.zeros(self.batch_size, dtype=np.int64)
+        for doc_id in order:
+            row = int(np.argmin(loads))
+            rows[row].append(doc_id)
+            loads[row] += _num_segments(len(self.documents[doc_id]), self.segment_length)
+        self.row_documents = rows
+        self._num_steps = int(loads.max())
+        # (step, row) -> (document, segment index); -1 marks filler.
+        self._index = np.full((self._num_steps, self.batch_size, 2), -1, dtype=np.int64)
+        for row, doc_ids in enumerate(rows):
+            step = 0
+            for doc_id in doc_ids:
+                n = _num_segments(len(self.documents[doc_id]), self.segment_length)
+                self._index[step : step + n, row, 0] = doc_id
+                self._index[step : step + n, row, 1] = np.arange(n)
+                step += n
+        self._cache = {}
+
+    def __len__(self):
+        return self._num_steps
+
+    def __getitem__(self, step):
+        if not 0 <= step < self._num_steps:
+            raise IndexError(f"Step {step} is outside [0, {self._num_steps}).")
+        shape = (self.batch_size, self.segment_length)
+        tokens = np.full(shape, PAD_ID, dtype=np.int32)
+        targets = np.full(shape, PAD_ID, dtype=np.int32)
+        reset = np.ones(self.batch_size, dtype=bool)
+        for row in range(self.batch_size):
+            doc_id, segment = self._index[step, row]
+            if doc_id < 0:
+                continue
+            inputs, outputs = self._segments(doc_id)
+            tokens[row], targets[row] = inputs[segment], outputs[segment]
+            reset[row] = segment == 0
+        return {"tokens": tokens, "reset": reset}, targets
+
+    def _segments(self, doc_id):
+        if doc_id not in self._cache:
+            if len(self._cache) > 4 * self.batch_size:
+                self._cache.clear()
+            self._cache[doc_id] = document_segments(
+                self.documents[doc_id], self.segment_length
+            )
+        return self._cache[doc_id]
+
+    def on_epoch_end(self):
+        self._epoch += 1
+        if self.seed is not None:
+            self._layout()
+
+    def as_tf_dataset(self):
+        """Returns a `tf.data.Dataset` of the same batches, in order (one epoch)."""
+        import tensorflow as tf
+
+        b, s = self.batch_size, self.segment_length
+        signature = (
+            {
+                "tokens": tf.TensorSpec((b, s), tf.int32),
+                "reset": tf.TensorSpec((b,), tf.bool),
+            },
+            tf.TensorSpec((b, s), tf.int32),
+        )
+        return tf.data.Dataset.from_generator(
+            lambda: (self[i] for i in range(len(self))), output_signature=signature
+        )
+
+
+_OFFSET_MIN = 0
+
+
+def _num_segments(num_tokens, segment_length):
+    return -(-(num_tokens + 1) // segment_length)

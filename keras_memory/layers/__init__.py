@@ -1,0 +1,15 @@
+"""Keras layers, one class per module."""
+
+from keras_memory.layers.feed_forward import FeedForward
+from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.layers.relative_position_bias import RelativePositionBias
+from keras_memory.layers.transformer_block import TransformerBlock
+from keras_memory.layers.xl_attention import XLAttention
+
+__all__ = [
+    "FeedForward",
+    "MemoryLayer",
+    "RelativePositionBias",
+    "TransformerBlock",
+    "XLAttention",
+]

@@ -1,0 +1,89 @@
+"""Position-wise feed-forward network."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="keras_memory")
+class FeedForward(keras.layers.Layer):
+    """Two bias-free dense layers with an activation between them.
+
+    Args:
+        intermediate_dim: int. Width of the hidden layer.
+        activation: str or callable. Activation of the hidden layer.
+            Defaults to `"gelu"`.
+        dropout: float. Dropout rate on the hidden layer. Defaults to 0.
+        kernel_initializer: initializer of both kernels.
+        **kwargs: base layer keyword arguments.
+
+    Call arguments:
+        x: float tensor `(..., hidden_dim)`.
+        training: bool or None.
+
+    Returns:
+        A tensor of `x`'s shape.
+
+    Example:
+    ```python
+    ffn = keras_memory.layers.FeedForward(intermediate_dim=256)
+    y = ffn(np.ones((2, 16, 64), "float32"))
+    ```
+    """
+
+    def __init__(
+        self,
+        intermediate_dim,
+        activation="gelu",
+        dropout=0.0,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.intermediate_dim = intermediate_dim
+        self.activation = keras.activations.get(activation)
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        hidden_dim = input_shape[-1]
+        self.intermediate = keras.layers.Dense(
+            self.intermediate_dim,
+            activation=self.activation,
+            use_bias=False,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name="intermediate",
+        )
+        self.intermediate.build(input_shape)
+        self.output_dense = keras.layers.Dense(
+            hidden_dim,
+            use_bias=False,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name="output",
+        )
+        self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
+        self.hidden_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def call(self, x, training=None):
+        h = self.intermediate(x)
+        h = self.hidden_dropout(h, training=training)
+        return self.output_dense(h)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "intermediate_dim": self.intermediate_dim,
+                "activation": keras.activations.serialize(self.activation),
+                "dropout": self.dropout,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,252 @@
+"""Transformer-XL attention with a sliding window and a carried cache."""
+
+import keras
+from keras import ops
+
+from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.layers.relative_position_bias import RelativePositionBias
+from keras_memory.ops.attention import sliding_window_attention
+from keras_memory.ops.normalization import l2_normalize
+
+
+@keras.saving.register_keras_serializable(package="keras_memory")
+class XLAttention(MemoryLayer):
+    """Multi-head causal sliding-window attention with a Transformer-XL cache.
+
+    A segment of `S = n * W` tokens is split into `n` windows of `W` tokens;
+    each window attends to itself and the previous window, so every token
+    sees exactly the `W` tokens before it (itself excluded by default). The
+    previous window of the segment's first window is the cache: the keys and
+    values of the last `W` tokens of the previous segment, carried without
+    gradient. With `S == W` this is plain Transformer-XL; with
+    `use_cache=False` it is local-only attention (the baseline every memory
+    is compared with).
+
+    The state is `{"keys": (batch, W, heads, head_dim), "values": (...),
+    "valid": (batch,) int32}`. On a row with `reset=True` the cache is zeroed
+    and masked, so the first tokens of a document attend to nothing before
+    them. (meliad zeroes the cache but still attends to the zero keys; see
+    docs/differences.md.)
+
+    Q/K/V and output projections have no bias. With `normalize_keys=True`
+    (meliad's default) queries and keys are L2-normalised and the logits are
+    multiplied by a learned per-head scale `|s|` initialised to 1; otherwise
+    queries are scaled by `1/sqrt(head_dim)`.
+
+    Args:
+        num_heads: int. Number of attention heads.
+        head_dim: int. Size of each head.
+        window_length: int. `W`, the number of previous tokens each token
+            sees; the segment length must be a multiple of it.
+        use_cache: bool. Carry the last window's keys/values to the next
+            segment (Transformer-XL). Defaults to True.
+        include_self: bool. Let a token attend to itself (and `W - 1`
+            previous tokens). Defaults to False.
+        normalize_keys: bool. L2-normalise Q and K with a learned scale.
+            Defaults to True.
+        use_position_bias: bool. Add a T5 relative position bias. Defaults
+            to True.
+        num_position_buckets: int. T5 buckets. Defaults to 32.
+        max_position_distance: int. T5 max distance. Defaults to 128.
+        stateful: bool. Keep the cache in variables for `model.fit`.
+        kernel_initializer: initializer of the projections.
+        **kwargs: base layer keyword arguments.
+
+    Call arguments:
+        x: float tensor `(batch, S, hidden_dim)`.
+        state: dict or None. The cache from the previous segment (functional
+            form only); None starts a fresh one.
+        reset: bool tensor `(batch,)` or None. True on a document's first
+            segment.
+        training: bool or None.
+
+    Returns:
+        Functional form: `(y, new_state)` with `y` of `x`'s shape. Stateful
+        form: `y`.
+
+    Example:
+    ```python
+    attention = keras_memory.layers.XLAttention(
+        num_heads=4, head_dim=16, window_length=32
+    )
+    x = np.random.rand(2, 128, 64).astype("float32")
+    reset = np.array([True, True])
+    y, state = attention(x, reset=reset)
+    y2, state = attention(x, state=state, reset=np.array([False, True]))
+    ```
+
+    References:
+        - [Dai et al., 2019](https://arxiv.org/abs/1901.02860)
+        - [Hutchins et al., 2022, Sec. 3](https://arxiv.org/abs/2203.07852)
+        - [meliad](https://github.com/google-research/meliad)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        window_length,
+        use_cache=True,
+        include_self=False,
+        normalize_keys=True,
+        use_position_bias=True,
+        num_position_buckets=32,
+        max_position_distance=128,
+        stateful=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(stateful=stateful, **kwargs)
+        for arg, value in (
+            ("num_heads", num_heads),
+            ("head_dim", head_dim),
+            ("window_length", window_length),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{arg}` must be a positive int; got {value!r}.")
+        self.num_heads = num_heads
+        self.head_dim = head_dim
+        self.window_length = window_length
+        self.use_cache = use_cache
+        self.include_self = include_self
+        self.normalize_keys = normalize_keys
+        self.use_position_bias = use_position_bias
+        self.num_position_buckets = num_position_buckets
+        self.max_position_distance = max_position_distance
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.hidden_dim = None
+
+    def build(self, input_shape):
+        self.hidden_dim = input_shape[-1]
+        inner_dim = self.num_heads * self.head_dim
+        self.qkv_projection = keras.layers.Dense(
+            3 * inner_dim,
+            use_bias=False,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name="qkv_projection",
+        )
+        self.qkv_projection.build(input_shape)
+        self.output_projection = keras.layers.Dense(
+            self.hidden_dim,
+            use_bias=False,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            dtype=self.dtype_policy,
+            name="output_projection",
+        )
+        self.output_projection.build((*input_shape[:-1], inner_dim))
+        if self.use_position_bias:
+            self.position_bias = RelativePositionBias(
+                self.num_heads,
+                num_buckets=self.num_position_buckets,
+                max_distance=self.max_position_distance,
+                dtype=self.dtype_policy,
+                name="position_bias",
+            )
+            self.position_bias.build()
+        if self.normalize_keys:
+            self.attention_scale = self.add_weight(
+                name="attention_scale", shape=(self.num_heads,), initializer="ones"
+            )
+        self.build_state(input_shape[0])
+        self.built = True
+
+    def state_shapes(self, batch_size):
+        if not self.use_cache:
+            return {}
+        cache_shape = (batch_size, self.window_length, self.num_heads, self.head_dim)
+        return {
+            "keys": (cache_shape, "float32"),
+            "values": (cache_shape, "float32"),
+            "valid": ((batch_size,), "int32"),
+        }
+
+    def project_qkv(self, x):
+        """Returns queries, keys and values `(batch, S, heads, head_dim)`.
+
+        With `normalize_keys` the queries and keys come back L2-normalised;
+        otherwise the queries come back scaled by `1/sqrt(head_dim)`.
+        """
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        qkv = self.qkv_projection(x)
+        qkv = ops.reshape(qkv, (batch, length, 3, self.num_heads, self.head_dim))
+        queries, keys, values = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        if self.normalize_keys:
+            queries, keys = l2_normalize(queries), l2_normalize(keys)
+        else:
+            queries = queries * ops.cast(self.head_dim**-0.5, queries.dtype)
+        return queries, keys, values
+
+    def call_with_state(self, x, state, reset, training):
+        length = x.shape[1]
+        if length is not None and length % self.window_length:
+            raise ValueError(
+                f"Layer '{self.name}': the segment length ({length}) must be a "
+                f"multiple of `window_length` ({self.window_length})."
+            )
+        queries, keys, values = self.project_qkv(x)
+        cache = {}
+        if self.use_cache:
+            keep = ops.logical_not(reset)
+            cache = {
+                "cache_keys": _zero_rows(state["keys"], keep),
+                "cache_values": _zero_rows(state["values"], keep),
+                "cache_valid": ops.logical_and(keep, state["valid"] > 0),
+            }
+        w = self.window_length
+        outputs = sliding_window_attention(
+            queries,
+            keys,
+            values,
+            window_length=w,
+            position_bias=self.position_bias.compute_bias(w, 2 * w) if self.use_position_bias else None,
+            logit_scale=ops.abs(self.attention_scale) if self.normalize_keys else None,
+            include_self=self.include_self,
+            **cache,
+        )
+        batch, length = ops.shape(x)[0], ops.shape(x)[1]
+        outputs = ops.reshape(outputs, (batch, length, self.num_heads * self.head_dim))
+        y = self.output_projection(outputs)
+        new_state = {}
+        if self.use_cache:
+            new_state = {
+                "keys": ops.cast(keys[:, -w:], "float32"),
+                "values": ops.cast(values[:, -w:], "float32"),
+                "valid": ops.ones_like(state["valid"]),
+            }
+        return y, new_state
+
+    def compute_output_shape(self, input_shape=None, **shapes):
+        # Keras passes the input's shape as `input_shape` or `x_shape`
+        # depending on whether the layer was built by a call or by build().
+        return input_shape if input_shape is not None else shapes["x_shape"]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_dim": self.head_dim,
+                "window_length": self.window_length,
+                "use_cache": self.use_cache,
+                "include_self": self.include_self,
+                "normalize_keys": self.normalize_keys,
+                "use_position_bias": self.use_position_bias,
+                "num_position_buckets": self.num_position_buckets,
+                "max_position_distance": self.max_position_distance,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config
+
+
+def _zero_rows(tensor, keep):
+    """Zeroes the batch rows of `tensor` where `keep` is False."""
+    keep = ops.reshape(keep, (-1,) + (1,) * (len(tensor.shape) - 1))
+    return ops.where(keep, tensor, ops.zeros_like(tensor))

@@ -1,0 +1,7 @@
+"""Models assembled from the memory layers, and their presets."""
+
+from keras_memory.models.blocks import MODEL_KINDS, make_blocks
+from keras_memory.models.memory_lm import MemoryLM
+from keras_memory.models.presets import PRESETS
+
+__all__ = ["MODEL_KINDS", "PRESETS", "MemoryLM", "make_blocks"]

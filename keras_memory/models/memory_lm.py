@@ -1,0 +1,245 @@
+"""A decoder language model over segments of long documents."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.models.blocks import make_blocks
+from keras_memory.models.presets import PRESETS
+
+# Preset keys that describe the data, not the model.
+_DATA_KEYS = ("segment_length",)
+
+
+@keras.saving.register_keras_serializable(package="keras_memory")
+class MemoryLM(keras.Model):
+    """Decoder LM: tied embedding, a stack of memory blocks, final RMS norm.
+
+    The model reads one segment of a long document per call. Its input is a
+    dict `{"tokens": (batch, S) int, "reset": (batch,) bool}` (or just the
+    tokens, meaning no row starts a document); `reset[b]` is True on the
+    first segment of a document in row `b`. Logits are
+    `h @ embedding.T / sqrt(hidden_dim)` (meliad's tied output), in float32.
+
+    The blocks are pluggable: any list of layers that follow the
+    memory-state contract (`keras_memory.layers.MemoryLayer`) with a common
+    `stateful` flag. With stateful blocks the model keeps every block's
+    memory in variables and `model.fit` over an in-order stream of segments
+    carries it; otherwise `model(inputs, state=state)` returns
+    `(logits, new_state)` with the state a list of per-block dicts.
+
+    `compile()` defaults to AdamW and a cross-entropy that ignores
+    `pad_token_id` targets, so padding never counts in the loss.
+
+    Args:
+        vocab_size: int. Vocabulary size.
+        hidden_dim: int. Model width.
+        blocks: list of `MemoryLayer` blocks (e.g. from `make_blocks`).
+        pad_token_id: int. Target id masked out of the loss. Defaults to 0.
+        dropout: float. Dropout on the embeddings. Defaults to 0.
+        epsilon: float. Final RMS norm epsilon. Defaults to 1e-6.
+        **kwargs: `keras.Model` keyword arguments (`name`, `dtype`).
+
+    Call arguments:
+        inputs: dict with `"tokens"` `(batch, S)` and `"reset"` `(batch,)`,
+            or a `(batch, S)` token tensor.
+        state: list of per-block state dicts or None (functional form only);
+            None starts every row fresh.
+        training: bool or None.
+
+    Returns:
+        Functional form: `(logits, new_state)`; stateful form: `logits`,
+        with logits `(batch, S, vocab_size)` float32.
+
+    Example:
+    ```python
+    model = keras_memory.models.MemoryLM.from_preset("tiny", kind="xl")
+    tokens = np.random.randint(3, 259, size=(2, 128))
+    logits, state = model({"tokens": tokens, "reset": np.array([True, True])})
+    logits, state = model(
+        {"tokens": tokens, "reset": np.array([False, False])}, state=state
+    )
+    ```
+
+    References:
+        - [Dai et al., 2019](https://arxiv.org/abs/1901.02860)
+        - [meliad](https://github.com/google-research/meliad)
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        hidden_dim,
+        blocks,
+        pad_token_id=0,
+        dropout=0.0,
+        epsilon=1e-6,
+        **kwargs,
+    ):
+        blocks = [
+            keras.saving.deserialize_keras_object(b) if isinstance(b, dict) else b
+            for b in blocks
+        ]
+        if not blocks or not all(isinstance(b, MemoryLayer) for b in blocks):
+            raise ValueError(
+                "`blocks` must be a non-empty list of keras_memory MemoryLayer "
+                "blocks (see keras_memory.models.make_blocks)."
+            )
+        flags = {b.stateful for b in blocks}
+        if len(flags) != 1:
+            raise ValueError("All `blocks` must share one `stateful` flag.")
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_dim = hidden_dim
+        self.pad_token_id = pad_token_id
+        self.dropout = dropout
+        self.epsilon = epsilon
+        self.stateful = flags.pop()
+        self.token_embedding = keras.layers.Embedding(
+            vocab_size,
+            hidden_dim,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
+            dtype=self.dtype_policy,
+            name="token_embedding",
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.final_norm = keras.layers.RMSNormalization(
+            epsilon=epsilon, dtype=self.dtype_policy, name="final_norm"
+        )
+        self.blocks = blocks
+
+    @classmethod
+    def from_preset(cls, preset, kind="xl", stateful=False, dtype=None, **overrides):
+        """Builds a model from a preset in `keras_memory.models.PRESETS`.
+
+        Args:
+            preset: str. Preset name (`"tiny"`, `"small_d512"`,
+                `"medium_150m"`).
+            kind: str. Memory kind: `"xl"` or `"local"`.
+            stateful: bool. Keep memory in variables for `model.fit`.
+            dtype: dtype policy, e.g. `"mixed_bfloat16"`.
+            **overrides: any preset key (`vocab_size`, `window_length`, ...)
+                or block option (`dropout`, `include_self`, ...).
+        """
+        if preset not in PRESETS:
+            raise ValueError(
+                f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}."
+            )
+        config = {**PRESETS[preset], **overrides}
+        for key in _DATA_KEYS:
+            config.pop(key, None)
+        vocab_size = config.pop("vocab_size")
+        hidden_dim = config.pop("hidden_dim")
+        pad_token_id = config.pop("pad_token_id", 0)
+        blocks = make_blocks(kind, stateful=stateful, dtype=dtype, **config)
+        return cls(
+            vocab_size=vocab_size,
+            hidden_dim=hidden_dim,
+            blocks=blocks,
+            pad_token_id=pad_token_id,
+            dropout=config.get("dropout", 0.0),
+            dtype=dtype,
+            name=f"{kind}_lm",
+        )
+
+    def build(self, input_shape):
+        token_shape = input_shape["tokens"] if isinstance(input_shape, dict) else input_shape
+        self.token_embedding.build(token_shape)
+        hidden_shape = (*token_shape, self.hidden_dim)
+        for block in self.blocks:
+            block.build(hidden_shape)
+        self.final_norm.build(hidden_shape)
+        self.built = True
+
+    def initial_state(self, batch_size):
+        """Returns the list of per-block states a fresh batch starts from."""
+        return [block.initial_state(batch_size) for block in self.blocks]
+
+    def reset_state(self):
+        """Clears the memory of every row of a stateful model."""
+        for block in self.blocks:
+            block.reset_state()
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Checks concrete (numpy) inputs before they reach a backend kernel,
+        # where an out-of-range id would be silently clipped or crash.
+        tokens = inputs.get("tokens") if isinstance(inputs, dict) else inputs
+        if isinstance(tokens, np.ndarray):
+            self.check_tokens(tokens)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def check_tokens(self, tokens):
+        """Raises ValueError unless `tokens` is an int `(batch, S)` array in range."""
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2:
+            raise ValueError(
+                f"`tokens` must have shape (batch, sequence); got {tokens.shape}."
+            )
+        if not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError(f"`tokens` must be integers; got dtype {tokens.dtype}.")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
+            raise ValueError(
+                f"`tokens` must lie in [0, vocab_size={self.vocab_size}); got "
+                f"values in [{tokens.min()}, {tokens.max()}]."
+            )
+
+    def call(self, inputs, state=None, training=None):
+        if isinstance(inputs, dict):
+            tokens, reset = inputs["tokens"], inputs.get("reset")
+        else:
+            tokens, reset = inputs, None
+        if len(tokens.shape) != 2:
+            raise ValueError(
+                f"`tokens` must have shape (batch, sequence); got {tuple(tokens.shape)}."
+            )
+        if self.stateful and state is not None:
+            raise ValueError("This model is stateful: do not pass `state`.")
+        if not self.stateful and state is not None and len(state) != len(self.blocks):
+            raise ValueError(
+                f"`state` must be a list of {len(self.blocks)} per-block states; "
+                f"got {len(state)}."
+            )
+        x = self.token_embedding(tokens)
+        x = self.embedding_dropout(x, training=training)
+        new_state = []
+        for i, block in enumerate(self.blocks):
+            if self.stateful:
+                x = block(x, reset=reset, training=training)
+            else:
+                x, block_state = block(
+                    x,
+                    state=None if state is None else state[i],
+                    reset=reset,
+                    training=training,
+                )
+                new_state.append(block_state)
+        x = self.final_norm(x)
+        embeddings = ops.cast(self.token_embedding.embeddings, x.dtype)
+        logits = ops.matmul(x, ops.transpose(embeddings))
+        logits = ops.cast(logits, "float32") / math.sqrt(self.hidden_dim)
+        return logits if self.stateful else (logits, new_state)
+
+    def compile(self, optimizer="adamw", loss=None, **kwargs):
+        """`keras.Model.compile` whose default loss ignores padding targets."""
+        if loss is None:
+            loss = keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=self.pad_token_id
+            )
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "hidden_dim": self.hidden_dim,
+                "blocks": [keras.saving.serialize_keras_object(b) for b in self.blocks],
+                "pad_token_id": self.pad_token_id,
+                "dropout": self.dropout,
+                "epsilon": self.epsilon,
+            }
+        )
+        return config

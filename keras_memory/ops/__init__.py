@@ -1,0 +1,18 @@
+"""The functional core: pure `keras.ops` functions the layers compose."""
+
+from keras_memory.ops.attention import safe_softmax, sliding_window_attention
+from keras_memory.ops.masks import window_mask
+from keras_memory.ops.normalization import l2_normalize
+from keras_memory.ops.position_bias import (
+    relative_positions,
+    t5_relative_position_buckets,
+)
+
+__all__ = [
+    "l2_normalize",
+    "relative_positions",
+    "safe_softmax",
+    "sliding_window_attention",
+    "t5_relative_position_buckets",
+    "window_mask",
+]

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_memory.ops import safe_softmax, sliding_window_attention
+from tests.conftest import to_numpy
+from tests.reference import t5_bucket
+
+
+def test_safe_softmax_fully_masked_row_is_zero():
+    logits = np.random.randn(2, 5).astype("float32")
+    mask = np.array([[True, False, True, True, False], [False] * 5])
+    p = to_numpy(safe_softmax(logits, mask))
+    np.testing.assert_allclose(p[0].sum(), 1.0, rtol=1e-6)
+    assert p[0, 1] == 0 and p[0, 4] == 0
+    np.testing.assert_array_equal(p[1], 0.0)
+
+
+def dense_band_attention(q, k, v, cache_k, cache_v, window, bias_table=None, scale=None):
+    """Dense O(S^2) reference over concat(cache, segment) with the band mask."""
+    b, s, h, d = q.shape
+    keys = np.concatenate([cache_k, k], 1) if cache_k is not None else k
+    values = np.concatenate([cache_v, v], 1) if cache_v is not None else v
+    first = keys.shape[1] - s
+    out = np.zeros_like(q)
+    for i in range(s):
+        dist = first + i - np.arange(keys.shape[1])
+        allowed = (dist > 0) & (dist <= window)
+        logits = np.einsum("bhd,bkhd->bhk", q[:, i], keys)
+        if bias_table is not None:
+            logits = logits + bias_table[:, [t5_bucket(max(int(n), 0)) for n in dist]]
+        if scale is not None:
+            logits = logits * scale[None, :, None]
+        if not allowed.any():
+            continue
+        logits = np.where(allowed, logits, -np.inf)
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        out[:, i] = np.einsum("bhk,bkhd->bhd", p / p.sum(-1, keepdims=True), values)
+    return out
+
+
+@pytest.mark.parametrize("num_windows", [1, 3])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_sliding_window_equals_dense_band_reference(num_windows, use_cache):
+    rng = np.random.default_rng(0)
+    b, w, h, d = 2, 4, 3, 5
+    s = num_windows * w
+    q, k, v = (rng.standard_normal((b, s, h, d)).astype("float32") for _ in range(3))
+    ck, cv = (rng.standard_normal((b, w, h, d)).astype("float32") for _ in range(2))
+    table = rng.standard_normal((h, 32)).astype("float32")
+    scale = rng.uniform(0.5, 2.0, h).astype("float32")
+    from keras_memory.ops import relative_positions, t5_relative_position_buckets
+
+    bias = table[:, t5_relative_position_buckets(relative_positions(w, 2 * w))]
+    got = sliding_window_attention(
+        q, k, v, window_length=w,
+        cache_keys=ck if use_cache else None,
+        cache_values=cv if use_cache else None,
+        position_bias=bias, logit_scale=scale,
+    )
+    expected = dense_band_attention(
+        q, k, v, ck if use_cache else None, cv if use_cache else None, w, table, scale
+    )
+    np.testing.assert_allclose(to_numpy(got), expected, atol=1e-5)
+
+
+def test_invalid_cache_row_behaves_like_no_cache():
+    rng = np.random.default_rng(1)
+    b, w, h, d = 2, 4, 2, 3
+    q, k, v = (rng.standard_normal((b, 2 * w, h, d)).astype("float32") for _ in range(3))
+    ck, cv = (rng.standard_normal((b, w, h, d)).astype("float32") for _ in range(2))
+    with_cache = to_numpy(sliding_window_attention(
+        q, k, v, window_length=w, cache_keys=ck, cache_values=cv,
+        cache_valid=np.array([False, True]),
+    ))
+    no_cache = to_numpy(sliding_window_attention(q, k, v, window_length=w))
+    full_cache = to_numpy(sliding_window_attention(
+        q, k, v, window_length=w, cache_keys=ck, cache_values=cv
+    ))
+    np.testing.assert_allclose(with_cache[0], no_cache[0], atol=1e-6)
+    np.testing.assert_allclose(with_cache[1], full_cache[1], atol=1e-6)
+    # The first token of a document with no cache attends to nothing.
+    np.testing.assert_array_equal(no_cache[:, 0], 0.0)
+
+
+def test_rejects_segment_not_multiple_of_window():
+    x = ops.ones((1, 6, 1, 2))
+    with pytest.raises(ValueError, match="multiple of `window_length`"):
+        sliding_window_attention(x, x, x, window_length=4)
