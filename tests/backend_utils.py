@@ -18,9 +18,7 @@ def input_gradient(fn, x, output_index):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = tf.reduce_sum(fn(x)[:, output_index])
-        return tape.gradient(
-            y, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        ).numpy()
+        return tape.gradient(y, x, unconnected_gradients=tf.UnconnectedGradients.ZERO).numpy()
     import torch
 
     x = torch.tensor(np.asarray(x), requires_grad=True)

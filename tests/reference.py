@@ -33,8 +33,17 @@ def gelu(x):
     return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
 
-def xl_attention(x, weights, num_heads, head_dim, window, cache=None,
-                 include_self=False, normalize_keys=True, use_position_bias=True):
+def xl_attention(
+    x,
+    weights,
+    num_heads,
+    head_dim,
+    window,
+    cache=None,
+    include_self=False,
+    normalize_keys=True,
+    use_position_bias=True,
+):
     """Reference attention. `cache` is (keys, values) of shape (B, W, H, D) or None.
 
     `weights`: dict with `qkv` (d, 3HD), `out` (HD, d), `bias_table` (H, 32),
@@ -79,9 +88,7 @@ def xl_attention(x, weights, num_heads, head_dim, window, cache=None,
 
 def transformer_block(x, weights, **attention_args):
     """Reference pre-norm block; returns (y, new_cache)."""
-    attended, cache = xl_attention(
-        rms_norm(x, weights["norm1"]), weights, **attention_args
-    )
+    attended, cache = xl_attention(rms_norm(x, weights["norm1"]), weights, **attention_args)
     h = x + attended
     y = h + gelu(rms_norm(h, weights["norm2"]) @ weights["ffn_in"]) @ weights["ffn_out"]
     return y, cache

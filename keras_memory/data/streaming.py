@@ -80,8 +80,10 @@ class SegmentStream(keras.utils.PyDataset):
         for i, doc in enumerate(documents):
             if doc.size and not np.issubdtype(doc.dtype, np.integer):
                 raise ValueError(f"Document {i} must hold integer ids; got {doc.dtype}.")
-            if vocab_size is not None and doc.size and (
-                doc.min() < _OFFSET_MIN or doc.max() >= vocab_size
+            if (
+                vocab_size is not None
+                and doc.size
+                and (doc.min() < _OFFSET_MIN or doc.max() >= vocab_size)
             ):
                 raise ValueError(
                     f"Document {i} has ids outside [{_OFFSET_MIN}, vocab_size="
@@ -140,9 +142,7 @@ class SegmentStream(keras.utils.PyDataset):
         if doc_id not in self._cache:
             if len(self._cache) > 4 * self.batch_size:
                 self._cache.clear()
-            self._cache[doc_id] = document_segments(
-                self.documents[doc_id], self.segment_length
-            )
+            self._cache[doc_id] = document_segments(self.documents[doc_id], self.segment_length)
         return self._cache[doc_id]
 
     def on_epoch_end(self):

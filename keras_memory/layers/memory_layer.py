@@ -93,8 +93,7 @@ class MemoryLayer(keras.layers.Layer):
         if self.stateful:
             if state is not None:
                 raise ValueError(
-                    f"Layer '{self.name}' is stateful: it keeps its own state; "
-                    "do not pass `state`."
+                    f"Layer '{self.name}' is stateful: it keeps its own state; do not pass `state`."
                 )
             if static_batch is not None and static_batch != self._state_batch_size:
                 raise ValueError(

@@ -66,8 +66,7 @@ class RelativePositionBias(keras.layers.Layer):
         self.max_distance = max_distance
         self.bidirectional = bidirectional
         self.initializer = keras.initializers.get(
-            initializer
-            or keras.initializers.RandomNormal(stddev=1.0 / np.sqrt(num_buckets))
+            initializer or keras.initializers.RandomNormal(stddev=1.0 / np.sqrt(num_buckets))
         )
 
     def build(self, input_shape=None):

@@ -49,8 +49,13 @@ class TransformerBlock(MemoryLayer):
     """
 
     def __init__(
-        self, attention, intermediate_dim, activation="gelu", dropout=0.0,
-        epsilon=1e-6, **kwargs,
+        self,
+        attention,
+        intermediate_dim,
+        activation="gelu",
+        dropout=0.0,
+        epsilon=1e-6,
+        **kwargs,
     ):
         if isinstance(attention, dict):
             attention = keras.saving.deserialize_keras_object(attention)
@@ -101,9 +106,7 @@ class TransformerBlock(MemoryLayer):
         normed = self.attention_norm(x)
         if self.stateful:
             if state is not None:
-                raise ValueError(
-                    f"Block '{self.name}' is stateful: do not pass `state`."
-                )
+                raise ValueError(f"Block '{self.name}' is stateful: do not pass `state`.")
             attended, new_state = self.attention(normed, reset=reset, training=training), None
         else:
             attended, new_state = self.attention(

@@ -203,7 +203,9 @@ class XLAttention(MemoryLayer):
             keys,
             values,
             window_length=w,
-            position_bias=self.position_bias.compute_bias(w, 2 * w) if self.use_position_bias else None,
+            position_bias=self.position_bias.compute_bias(w, 2 * w)
+            if self.use_position_bias
+            else None,
             logit_scale=ops.abs(self.attention_scale) if self.normalize_keys else None,
             include_self=self.include_self,
             **cache,
@@ -238,9 +240,7 @@ class XLAttention(MemoryLayer):
                 "use_position_bias": self.use_position_bias,
                 "num_position_buckets": self.num_position_buckets,
                 "max_position_distance": self.max_position_distance,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )
         return config

@@ -80,8 +80,7 @@ class MemoryLM(keras.Model):
         **kwargs,
     ):
         blocks = [
-            keras.saving.deserialize_keras_object(b) if isinstance(b, dict) else b
-            for b in blocks
+            keras.saving.deserialize_keras_object(b) if isinstance(b, dict) else b for b in blocks
         ]
         if not blocks or not all(isinstance(b, MemoryLayer) for b in blocks):
             raise ValueError(
@@ -125,9 +124,7 @@ class MemoryLM(keras.Model):
                 or block option (`dropout`, `include_self`, ...).
         """
         if preset not in PRESETS:
-            raise ValueError(
-                f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}."
-            )
+            raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
         config = {**PRESETS[preset], **overrides}
         for key in _DATA_KEYS:
             config.pop(key, None)
@@ -175,9 +172,7 @@ class MemoryLM(keras.Model):
         """Raises ValueError unless `tokens` is an int `(batch, S)` array in range."""
         tokens = np.asarray(tokens)
         if tokens.ndim != 2:
-            raise ValueError(
-                f"`tokens` must have shape (batch, sequence); got {tokens.shape}."
-            )
+            raise ValueError(f"`tokens` must have shape (batch, sequence); got {tokens.shape}.")
         if not np.issubdtype(tokens.dtype, np.integer):
             raise ValueError(f"`tokens` must be integers; got dtype {tokens.dtype}.")
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
@@ -199,8 +194,7 @@ class MemoryLM(keras.Model):
             raise ValueError("This model is stateful: do not pass `state`.")
         if not self.stateful and state is not None and len(state) != len(self.blocks):
             raise ValueError(
-                f"`state` must be a list of {len(self.blocks)} per-block states; "
-                f"got {len(state)}."
+                f"`state` must be a list of {len(self.blocks)} per-block states; got {len(state)}."
             )
         x = self.token_embedding(tokens)
         x = self.embedding_dropout(x, training=training)

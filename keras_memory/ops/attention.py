@@ -106,9 +106,7 @@ def sliding_window_attention(
     window_values = _window_key_blocks(
         values, ops.cast(prev_values, values.dtype), num_windows, window_length
     )
-    window_queries = ops.reshape(
-        queries, (batch, num_windows, window_length, heads, dim)
-    )
+    window_queries = ops.reshape(queries, (batch, num_windows, window_length, heads, dim))
 
     logits = ops.einsum("bnqhd,bnkhd->bnhqk", window_queries, window_keys)
     logits = ops.cast(logits, "float32")
@@ -129,12 +127,8 @@ def sliding_window_attention(
     else:
         has_previous = np.ones(num_windows, bool) if use_cache else later_windows
         has_previous = has_previous.reshape(1, num_windows, 1, 1, 1)
-    mask = ops.logical_and(
-        band[None, None, None], ops.logical_or(is_current_key, has_previous)
-    )
+    mask = ops.logical_and(band[None, None, None], ops.logical_or(is_current_key, has_previous))
 
     weights = safe_softmax(logits, mask)
-    outputs = ops.einsum(
-        "bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values
-    )
+    outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
     return ops.reshape(outputs, (batch, seq_len, heads, dim))

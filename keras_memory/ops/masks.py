@@ -1,6 +1,5 @@
 """Attention masks, as static numpy tables."""
 
-
 from keras_memory.ops.position_bias import relative_positions
 
 

@@ -84,10 +84,16 @@ def test_include_self_lets_a_token_see_itself_only_within_w():
 def test_reset_row_ignores_its_cache_and_other_rows_are_untouched():
     layer = make_layer()
     x = randn(B, 2 * W, HIDDEN)
-    state_a = {"keys": randn(B, W, H, D, seed=3), "values": randn(B, W, H, D, seed=4),
-               "valid": np.ones(B, "int32")}
-    state_b = {"keys": randn(B, W, H, D, seed=5), "values": randn(B, W, H, D, seed=6),
-               "valid": np.ones(B, "int32")}
+    state_a = {
+        "keys": randn(B, W, H, D, seed=3),
+        "values": randn(B, W, H, D, seed=4),
+        "valid": np.ones(B, "int32"),
+    }
+    state_b = {
+        "keys": randn(B, W, H, D, seed=5),
+        "values": randn(B, W, H, D, seed=6),
+        "valid": np.ones(B, "int32"),
+    }
     reset = starts(True, False)
     out_a, new_a = layer(x, state=state_a, reset=reset)
     out_b, _ = layer(x, state=state_b, reset=reset)
@@ -154,9 +160,14 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="`reset` of shape"):
         layer(randn(B, W, HIDDEN), reset=np.zeros((B, 1), bool))
     with pytest.raises(ValueError, match=r"state\['keys'\]"):
-        layer(randn(B, W, HIDDEN), state={
-            "keys": randn(B, W + 1, H, D), "values": randn(B, W, H, D),
-            "valid": np.ones(B, "int32")})
+        layer(
+            randn(B, W, HIDDEN),
+            state={
+                "keys": randn(B, W + 1, H, D),
+                "values": randn(B, W, H, D),
+                "valid": np.ones(B, "int32"),
+            },
+        )
     with pytest.raises(ValueError, match="dict with keys"):
         layer(randn(B, W, HIDDEN), state={"keys": randn(B, W, H, D)})
     with pytest.raises(ValueError, match="num_heads"):

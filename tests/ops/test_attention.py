@@ -53,10 +53,14 @@ def test_sliding_window_equals_dense_band_reference(num_windows, use_cache):
 
     bias = table[:, t5_relative_position_buckets(relative_positions(w, 2 * w))]
     got = sliding_window_attention(
-        q, k, v, window_length=w,
+        q,
+        k,
+        v,
+        window_length=w,
         cache_keys=ck if use_cache else None,
         cache_values=cv if use_cache else None,
-        position_bias=bias, logit_scale=scale,
+        position_bias=bias,
+        logit_scale=scale,
     )
     expected = dense_band_attention(
         q, k, v, ck if use_cache else None, cv if use_cache else None, w, table, scale
@@ -69,14 +73,21 @@ def test_invalid_cache_row_behaves_like_no_cache():
     b, w, h, d = 2, 4, 2, 3
     q, k, v = (rng.standard_normal((b, 2 * w, h, d)).astype("float32") for _ in range(3))
     ck, cv = (rng.standard_normal((b, w, h, d)).astype("float32") for _ in range(2))
-    with_cache = to_numpy(sliding_window_attention(
-        q, k, v, window_length=w, cache_keys=ck, cache_values=cv,
-        cache_valid=np.array([False, True]),
-    ))
+    with_cache = to_numpy(
+        sliding_window_attention(
+            q,
+            k,
+            v,
+            window_length=w,
+            cache_keys=ck,
+            cache_values=cv,
+            cache_valid=np.array([False, True]),
+        )
+    )
     no_cache = to_numpy(sliding_window_attention(q, k, v, window_length=w))
-    full_cache = to_numpy(sliding_window_attention(
-        q, k, v, window_length=w, cache_keys=ck, cache_values=cv
-    ))
+    full_cache = to_numpy(
+        sliding_window_attention(q, k, v, window_length=w, cache_keys=ck, cache_values=cv)
+    )
     np.testing.assert_allclose(with_cache[0], no_cache[0], atol=1e-6)
     np.testing.assert_allclose(with_cache[1], full_cache[1], atol=1e-6)
     # The first token of a document with no cache attends to nothing.
