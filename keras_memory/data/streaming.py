@@ -46,9 +46,10 @@ class SegmentStream(keras.utils.PyDataset):
 
     Step `i` yields `({"tokens": (B, S) int32, "reset": (B,) bool}, targets
     (B, S) int32)`. Row `b` reads its documents in order, one segment per
-    step; documents are assigned to rows by a seeded shuffle, each to the
-    row with the fewest segments so far, and reshuffled at each epoch's end
-    (seed + epoch). It is a `keras.utils.PyDataset`, which Keras feeds in
+    step. Documents are grouped into rows once (balanced by length, so every
+    epoch has the same number of steps); with a seed, the order of documents
+    within each row and the row each group lands in are shuffled;
+    `set_epoch(e)` lays them out anew with seed `seed + e`. It is a `keras.utils.PyDataset`, which Keras feeds in
     index order on every backend; `as_tf_dataset()` gives a `tf.data` view.
 
     Args:
@@ -94,20 +95,29 @@ class SegmentStream(keras.utils.PyDataset):
         self.segment_length = segment_length
         self.seed = seed
         self._epoch = 0
+        self._rows = None
         self._layout()
 
     def _layout(self):
-        order = np.arange(len(self.documents))
+        # Rows are balanced once (longest document first, each to the least
+        # loaded row), so the number of steps is the same every epoch, as
+        # `model.fit` requires; the seed then shuffles the order of the
+        # documents inside each row and which row reads which group.
+        if self._rows is None:
+            lengths = [_num_segments(len(doc), self.segment_length) for doc in self.documents]
+            rows = [[] for _ in range(self.batch_size)]
+            loads = np.zeros(self.batch_size, dtype=np.int64)
+            for doc_id in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+                row = int(np.argmin(loads))
+                rows[row].append(doc_id)
+                loads[row] += lengths[doc_id]
+            self._rows, self._num_steps = rows, int(loads.max())
+        rows = [sorted(r) for r in self._rows]
         if self.seed is not None:
-            order = np.random.default_rng(self.seed + self._epoch).permutation(order)
-        rows = [[] for _ in range(self.batch_size)]
-        loads = np.zeros(self.batch_size, dtype=np.int64)
-        for doc_id in order:
-            row = int(np.argmin(loads))
-            rows[row].append(doc_id)
-            loads[row] += _num_segments(len(self.documents[doc_id]), self.segment_length)
+            rng = np.random.default_rng(self.seed + self._epoch)
+            rows = [list(rng.permutation(r)) for r in rows]
+            rows = [rows[i] for i in rng.permutation(self.batch_size)]
         self.row_documents = rows
-        self._num_steps = int(loads.max())
         # (step, row) -> (document, segment index); -1 marks filler.
         self._index = np.full((self._num_steps, self.batch_size, 2), -1, dtype=np.int64)
         for row, doc_ids in enumerate(rows):
@@ -145,10 +155,15 @@ class SegmentStream(keras.utils.PyDataset):
             self._cache[doc_id] = document_segments(self.documents[doc_id], self.segment_length)
         return self._cache[doc_id]
 
-    def on_epoch_end(self):
-        self._epoch += 1
-        if self.seed is not None:
-            self._layout()
+    def set_epoch(self, epoch):
+        """Re-lays out the documents for `epoch` (shuffle seed `seed + epoch`).
+
+        The layout is fixed otherwise: Keras calls the `PyDataset` epoch hooks
+        at times (e.g. before the first epoch) that make them no basis for a
+        deterministic order.
+        """
+        self._epoch = int(epoch)
+        self._layout()
 
     def as_tf_dataset(self):
         """Returns a `tf.data.Dataset` of the same batches, in order (one epoch)."""

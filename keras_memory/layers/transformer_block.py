@@ -76,7 +76,9 @@ class TransformerBlock(MemoryLayer):
             epsilon=self.epsilon, dtype=self.dtype_policy, name="attention_norm"
         )
         self.attention_norm.build(input_shape)
-        self.attention.build(input_shape)
+        # A deserialised attention layer arrives already built.
+        if not self.attention.built:
+            self.attention.build(input_shape)
         self.ffn_norm = keras.layers.RMSNormalization(
             epsilon=self.epsilon, dtype=self.dtype_policy, name="ffn_norm"
         )

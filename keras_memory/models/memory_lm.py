@@ -147,7 +147,8 @@ class MemoryLM(keras.Model):
         self.token_embedding.build(token_shape)
         hidden_shape = (*token_shape, self.hidden_dim)
         for block in self.blocks:
-            block.build(hidden_shape)
+            if not block.built:
+                block.build(hidden_shape)
         self.final_norm.build(hidden_shape)
         self.built = True
 
@@ -215,6 +216,52 @@ class MemoryLM(keras.Model):
         logits = ops.matmul(x, ops.transpose(embeddings))
         logits = ops.cast(logits, "float32") / math.sqrt(self.hidden_dim)
         return logits if self.stateful else (logits, new_state)
+
+    def fit(self, x=None, y=None, *args, shuffle=None, **kwargs):
+        """`keras.Model.fit` that never shuffles the segments of a stateful model.
+
+        Keras shuffles batches by default, which would feed a document's
+        segments out of order; a stateful model reads them as given.
+        """
+        if self.stateful:
+            if shuffle:
+                raise ValueError(
+                    "`shuffle=True` would feed the segments of a document out of "
+                    "order to a stateful model; shuffle documents in the data "
+                    "stream instead (SegmentStream(seed=...))."
+                )
+            shuffle = False
+        self._build_stateful_from(x)
+        return super().fit(x, y, *args, shuffle=True if shuffle is None else shuffle, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._build_stateful_from(x)
+        return super().evaluate(x, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._build_stateful_from(x)
+        return super().predict(x, *args, **kwargs)
+
+    def _build_stateful_from(self, x):
+        """Builds a stateful model on the static batch shape of `x`'s first batch.
+
+        Some backends' trainers trace the model on shapes with an unknown batch
+        size, but stateful memory needs the real one.
+        """
+        if not self.stateful or self.built:
+            return
+        if isinstance(x, keras.utils.PyDataset):
+            first = x[0][0]
+        elif isinstance(x, dict) or isinstance(x, np.ndarray):
+            first = x
+        else:
+            raise ValueError(
+                "A stateful MemoryLM needs its batch size before training: call "
+                "`model.build({'tokens': (batch, segment), 'reset': (batch,)})` "
+                "or feed a keras_memory SegmentStream."
+            )
+        tokens = first["tokens"] if isinstance(first, dict) else first
+        self.build({"tokens": tuple(np.shape(tokens)), "reset": (np.shape(tokens)[0],)})
 
     def compile(self, optimizer="adamw", loss=None, **kwargs):
         """`keras.Model.compile` whose default loss ignores padding targets."""
