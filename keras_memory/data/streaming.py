@@ -49,8 +49,10 @@ class SegmentStream(keras.utils.PyDataset):
     step. Documents are grouped into rows once (balanced by length, so every
     epoch has the same number of steps); with a seed, the order of documents
     within each row and the row each group lands in are shuffled;
-    `set_epoch(e)` lays them out anew with seed `seed + e`. It is a `keras.utils.PyDataset`, which Keras feeds in
-    index order on every backend; `as_tf_dataset()` gives a `tf.data` view.
+    `set_epoch(e)` lays them out anew with seed `seed + e`. It is a
+    `keras.utils.PyDataset`, which Keras feeds in index order on every
+    backend (a stateful `MemoryLM.fit` refuses `shuffle=True`);
+    `as_tf_dataset()` gives a `tf.data` view.
 
     Args:
         documents: list of 1-D int arrays (token ids, no BOS/EOS).
