@@ -157,6 +157,11 @@ class SegmentStream(keras.utils.PyDataset):
             self._cache[doc_id] = document_segments(self.documents[doc_id], self.segment_length)
         return self._cache[doc_id]
 
+    @property
+    def epoch(self):
+        """The epoch the current layout belongs to."""
+        return self._epoch
+
     def set_epoch(self, epoch):
         """Re-lays out the documents for `epoch` (shuffle seed `seed + epoch`).
 

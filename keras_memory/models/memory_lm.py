@@ -271,6 +271,14 @@ class MemoryLM(keras.Model):
             )
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips this for models that override `compile`; the saved
+        # config holds the resolved loss, so compiling from it is exact.
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -1,0 +1,33 @@
+# `make demo` and `make test` each set up .venv on a fresh machine, then run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+BACKENDS ?= jax tensorflow torch
+
+.PHONY: install demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[torch,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/keras-memory demo --workdir workdir/demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check keras_memory tests benchmarks recipes
+	$(VENV)/bin/ruff format --check keras_memory tests benchmarks recipes
+
+# The suite runs once per Keras backend.
+test: $(STAMP) lint
+	@for backend in $(BACKENDS); do \
+		echo "=== KERAS_BACKEND=$$backend ==="; \
+		KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider tests || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) workdir build *.egg-info

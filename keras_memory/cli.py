@@ -1,0 +1,289 @@
+"""The `keras-memory` command: train, evaluate, generate and the demo.
+
+Keras fixes its backend when it is first imported; `--backend` therefore
+re-runs the command with `KERAS_BACKEND` set when it differs.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+DEFAULT_DATA = "python-source"
+
+
+def _add_common(parser):
+    parser.add_argument("--workdir", default="workdir/run", help="Checkpoints, logs, plots.")
+    parser.add_argument(
+        "--backend",
+        choices=("jax", "tensorflow", "torch"),
+        help="Keras backend (default: $KERAS_BACKEND, else jax).",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Initialisation and shuffle seed.")
+    parser.add_argument(
+        "--data",
+        default=DEFAULT_DATA,
+        help="'python-source' (the standard library's .py files, built in) or a "
+        "folder, file or glob of UTF-8 text files.",
+    )
+    parser.add_argument(
+        "--max-documents", type=int, default=None, help="Use only the first N documents."
+    )
+
+
+def _add_model(parser):
+    parser.add_argument(
+        "--kind",
+        default="xl",
+        choices=("xl", "local"),
+        help="Memory kind: xl (sliding window + Transformer-XL cache) or local (no cache).",
+    )
+    parser.add_argument("--preset", default="tiny", help="Model preset (tiny, small_d512, ...).")
+    parser.add_argument("--segment-length", type=int, help="Tokens per segment (preset's).")
+    parser.add_argument("--window-length", type=int, help="Attention window (preset's).")
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "mixed_bfloat16"),
+        help="Keras dtype policy.",
+    )
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-memory", description="Train and use memory language models."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="Train a model on long documents.")
+    _add_common(train)
+    _add_model(train)
+    train.add_argument("--steps", type=int, default=200, help="Total training steps.")
+    train.add_argument("--batch-size", type=int, default=8, help="Documents read in parallel.")
+    train.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW learning rate.")
+    train.add_argument("--checkpoint-every", type=int, default=100, help="Steps per checkpoint.")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue from the workdir's checkpoint: same step, optimizer and memory.",
+    )
+
+    evaluate = commands.add_parser("evaluate", help="Bits per token on the validation split.")
+    _add_common(evaluate)
+    evaluate.add_argument("--max-steps", type=int, default=None, help="Evaluate N steps only.")
+
+    generate = commands.add_parser("generate", help="Continue a prompt.")
+    _add_common(generate)
+    generate.add_argument("--prompt", default="def ", help="Text to continue.")
+    generate.add_argument("--num-tokens", type=int, default=200, help="Tokens to generate.")
+    generate.add_argument("--temperature", type=float, default=0.8, help="0 for greedy.")
+    generate.add_argument("--top-k", type=int, default=40, help="Sample among the top k.")
+
+    demo = commands.add_parser(
+        "demo",
+        help="Train local-only and Transformer-XL on the built-in code corpus, "
+        "compare bits per byte, plot losses, sample.",
+    )
+    _add_common(demo)
+    demo.add_argument("--steps", type=int, default=300, help="Training steps per model.")
+    demo.add_argument("--batch-size", type=int, default=8)
+    demo.add_argument("--eval-steps", type=int, default=40, help="Validation steps.")
+    return parser
+
+
+def _corpus(args, split):
+    from keras_memory.data import python_source_corpus, text_files_corpus
+
+    if args.data == DEFAULT_DATA:
+        corpus = python_source_corpus(split, max_documents=args.max_documents)
+    else:
+        corpus = text_files_corpus(args.data)
+        if args.max_documents is not None:
+            corpus.names = corpus.names[: args.max_documents]
+            corpus.texts = corpus.texts[: args.max_documents]
+    if corpus.skipped:
+        print(f"Skipped {len(corpus.skipped)} file(s) (not UTF-8 or empty).", file=sys.stderr)
+    return corpus
+
+
+def train(args):
+    import keras
+
+    from keras_memory.data import SegmentStream, StepWindow
+    from keras_memory.models import PRESETS, MemoryLM
+    from keras_memory.training import CheckpointEvery, load_checkpoint
+
+    if args.preset not in PRESETS:
+        raise SystemExit(f"Unknown --preset {args.preset!r}; choose from {sorted(PRESETS)}.")
+    preset = PRESETS[args.preset]
+    segment = args.segment_length or preset["segment_length"]
+    window = args.window_length or preset["window_length"]
+    run_config = {
+        "kind": args.kind,
+        "preset": args.preset,
+        "segment_length": segment,
+        "window_length": window,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "data": args.data,
+        "max_documents": args.max_documents,
+        "precision": args.precision,
+    }
+    model, progress = load_checkpoint(args.workdir)
+    if model is not None and not args.resume:
+        raise SystemExit(
+            f"--workdir {args.workdir} already holds a checkpoint; pass --resume to "
+            "continue it or choose another --workdir."
+        )
+    if args.resume and model is not None:
+        if progress.get("run_config") != run_config:
+            raise SystemExit(
+                f"--workdir {args.workdir} holds a run with another configuration:\n"
+                f"  saved: {progress.get('run_config')}\n  asked: {run_config}"
+            )
+        first_step = progress["step"]
+    else:
+        keras.utils.set_random_seed(args.seed)
+        model = MemoryLM.from_preset(
+            args.preset,
+            kind=args.kind,
+            stateful=True,
+            dtype=args.precision,
+            window_length=window,
+        )
+        model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))
+        first_step = 0
+    if first_step >= args.steps:
+        print(f"Already trained {first_step} of {args.steps} steps.")
+        return model
+    if segment % window:
+        raise SystemExit(
+            f"--segment-length {segment} is not a multiple of --window-length {window}."
+        )
+    corpus = _corpus(args, "train")
+    stream = SegmentStream(
+        corpus.tokenize(),
+        args.batch_size,
+        segment,
+        seed=args.seed,
+        vocab_size=model.vocab_size,
+    )
+    print(
+        f"{args.kind}: {len(corpus)} documents, {corpus.num_bytes():,} bytes, "
+        f"{len(stream)} steps per epoch; training steps {first_step}..{args.steps}."
+    )
+    checkpoints = CheckpointEvery(
+        args.workdir, args.checkpoint_every, first_step, {"run_config": run_config}
+    )
+    model.fit(
+        StepWindow(stream, first_step, args.steps - first_step),
+        epochs=1,
+        callbacks=[
+            checkpoints,
+            keras.callbacks.TensorBoard(os.path.join(args.workdir, "logs"), update_freq=10),
+        ],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    with open(os.path.join(args.workdir, "losses.jsonl"), "a") as f:
+        for i, loss in enumerate(checkpoints.losses):
+            f.write(json.dumps({"step": first_step + i + 1, "loss": loss}) + "\n")
+    return model
+
+
+def _load(args):
+    from keras_memory.training import load_checkpoint
+
+    model, progress = load_checkpoint(args.workdir)
+    if model is None:
+        raise SystemExit(f"No checkpoint in --workdir {args.workdir}; run `train` first.")
+    return model, progress
+
+
+def evaluate(args, model=None, progress=None):
+    from keras_memory.data import SegmentStream
+    from keras_memory.training import evaluate_bits_per_token
+
+    if model is None:
+        model, progress = _load(args)
+    config = progress["run_config"]
+    corpus = _corpus(args, "validation")
+    stream = SegmentStream(corpus.tokenize(), config["batch_size"], config["segment_length"])
+    result = evaluate_bits_per_token(model, stream, max_steps=args.max_steps)
+    result.update({"kind": config["kind"], "step": progress["step"]})
+    print(json.dumps(result))
+    return result
+
+
+def generate(args, model=None, progress=None):
+    from keras_memory.data import BOS_ID, ByteTokenizer
+    from keras_memory.generation import generate as sample
+
+    if model is None:
+        model, progress = _load(args)
+    tokenizer = ByteTokenizer()
+    prompt = [BOS_ID, *tokenizer.encode(args.prompt).tolist()]
+    ids = sample(
+        model,
+        prompt,
+        args.num_tokens,
+        progress["run_config"]["segment_length"],
+        temperature=args.temperature,
+        top_k=args.top_k,
+        seed=args.seed,
+    )
+    text = args.prompt + tokenizer.decode(ids)
+    print(text)
+    return text
+
+
+def demo(args):
+    from keras_memory.plots import plot_losses
+
+    results, curves = [], {}
+    root = args.workdir
+    for kind in ("local", "xl"):
+        run = argparse.Namespace(**vars(args))
+        run.workdir = os.path.join(root, kind)
+        run.kind, run.preset, run.precision = kind, "tiny", "float32"
+        run.segment_length = run.window_length = None
+        run.learning_rate, run.checkpoint_every, run.resume = 3e-3, 0, True
+        run.max_steps = args.eval_steps
+        started = time.time()
+        model = train(run)
+        from keras_memory.training import load_checkpoint
+
+        model, progress = load_checkpoint(run.workdir)
+        result = evaluate(run, model, progress)
+        result["train_seconds"] = round(time.time() - started, 1)
+        results.append(result)
+        with open(os.path.join(run.workdir, "losses.jsonl")) as f:
+            curves[kind] = [json.loads(line)["loss"] for line in f]
+    print("\n| model | steps | validation bits per byte |")
+    print("|---|---|---|")
+    for r in results:
+        print(f"| {r['kind']} | {r['step']} | {r['bits_per_token']:.3f} |")
+    plot_path = plot_losses(curves, os.path.join(root, "loss.png"))
+    print(f"\nLoss curves: {plot_path}")
+    run.prompt, run.num_tokens, run.temperature, run.top_k = "import ", 200, 0.8, 40
+    print("\nSample from the Transformer-XL model:\n")
+    generate(run, model, progress)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    if args.backend and os.environ.get("KERAS_BACKEND") != args.backend:
+        env = {**os.environ, "KERAS_BACKEND": args.backend}
+        os.execve(sys.executable, [sys.executable, "-m", "keras_memory.cli", *argv], env)
+    command = {"train": train, "evaluate": evaluate, "generate": generate, "demo": demo}
+    try:
+        command[args.command](args)
+    except ValueError as error:
+        # Bad data or arguments: one clear line, no traceback, exit code 2.
+        print(f"keras-memory {args.command}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

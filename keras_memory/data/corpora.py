@@ -1,0 +1,135 @@
+"""Document collections: the embedded Python-source corpus and text folders."""
+
+import glob
+import os
+import sysconfig
+import zlib
+
+from keras_memory.data.byte_tokenizer import ByteTokenizer
+
+
+class Corpus:
+    """Named documents read from files, with what was skipped.
+
+    Attributes:
+        names: list of str, one per document (its path).
+        texts: list of str.
+        skipped: dict of path -> reason for files that were not read
+            (not UTF-8, unreadable, empty).
+    """
+
+    def __init__(self, names, texts, skipped):
+        self.names = names
+        self.texts = texts
+        self.skipped = skipped
+
+    def __len__(self):
+        return len(self.texts)
+
+    def num_bytes(self):
+        return sum(len(t.encode("utf-8")) for t in self.texts)
+
+    def tokenize(self, tokenizer=None):
+        """Returns the documents as lists of int32 ids (bytes by default)."""
+        tokenizer = tokenizer or ByteTokenizer()
+        return [tokenizer.encode(text) for text in self.texts]
+
+
+def _in_split(relative_path, split, validation_fraction):
+    # A hash of the path, not its position, decides the split, so adding or
+    # removing files never moves another file across it.
+    bucket = zlib.crc32(relative_path.encode("utf-8")) % 10_000
+    is_validation = bucket < validation_fraction * 10_000
+    return is_validation == (split == "validation")
+
+
+def _read_files(paths, root):
+    names, texts, skipped = [], [], {}
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            skipped[path] = f"unreadable: {error.strerror}"
+            continue
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            skipped[path] = "not UTF-8"
+            continue
+        if not text:
+            skipped[path] = "empty"
+            continue
+        names.append(os.path.relpath(path, root))
+        texts.append(text)
+    return names, texts, skipped
+
+
+def python_source_corpus(split="train", validation_fraction=0.05, max_documents=None):
+    """The embedded default corpus: the Python standard library's own `.py` files.
+
+    Each file is a document, like the GitHub code set of the Memorizing
+    Transformer paper. The train/validation split is a deterministic hash of
+    each file's path relative to the library root, so it is the same on
+    every machine with the same Python.
+
+    Args:
+        split: str. `"train"` or `"validation"`.
+        validation_fraction: float. Share of files in the validation split.
+        max_documents: int or None. Keep only the first N files (sorted by
+            path) of the split, for quick runs.
+
+    Returns:
+        A `Corpus`.
+    """
+    if split not in ("train", "validation"):
+        raise ValueError(f"`split` must be 'train' or 'validation'; got {split!r}.")
+    root = sysconfig.get_paths()["stdlib"]
+    paths = sorted(
+        p
+        for p in glob.glob(os.path.join(root, "**", "*.py"), recursive=True)
+        if "site-packages" not in p
+        and _in_split(os.path.relpath(p, root), split, validation_fraction)
+    )
+    if max_documents is not None:
+        paths = paths[:max_documents]
+    return Corpus(*_read_files(paths, root))
+
+
+def text_files_corpus(path, pattern="**/*"):
+    """Documents from a folder of text files, a single file, or a glob.
+
+    Files that are not UTF-8 are skipped and listed in `Corpus.skipped`.
+
+    Args:
+        path: str. A directory (searched with `pattern`), a file, or a glob
+            such as `"books/*.txt"`.
+        pattern: str. Glob under a directory. Defaults to every file.
+
+    Returns:
+        A `Corpus`.
+
+    Raises:
+        ValueError: the path does not exist, or holds no readable text.
+    """
+    if os.path.isdir(path):
+        root = path
+        paths = sorted(
+            p for p in glob.glob(os.path.join(path, pattern), recursive=True) if os.path.isfile(p)
+        )
+    elif os.path.isfile(path):
+        root, paths = os.path.dirname(path) or ".", [path]
+    else:
+        paths = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+        root = os.path.dirname(path.split("*")[0]) or "."
+        if not paths:
+            raise ValueError(f"`path` {path!r} does not exist or matches no file.")
+    if not paths:
+        raise ValueError(f"`path` {path!r} holds no files.")
+    corpus = Corpus(*_read_files(paths, root))
+    if not len(corpus):
+        raise ValueError(
+            f"`path` {path!r} holds no UTF-8 text: {len(corpus.skipped)} file(s) "
+            "skipped (not UTF-8 or empty)."
+        )
+    return corpus

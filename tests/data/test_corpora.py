@@ -1,0 +1,39 @@
+import os
+
+import pytest
+
+from keras_memory.data import python_source_corpus, text_files_corpus
+
+
+def test_python_source_split_is_disjoint_and_deterministic():
+    train = python_source_corpus("train", max_documents=200)
+    validation = python_source_corpus("validation")
+    assert len(train) == 200 and len(validation) > 10
+    assert not set(train.names) & set(validation.names)
+    assert python_source_corpus("validation").names == validation.names
+    assert all(name.endswith(".py") for name in validation.names)
+
+
+def test_text_folder_skips_and_counts_non_utf8(tmp_path):
+    (tmp_path / "a.txt").write_text("hello world")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.txt").write_text("second document")
+    (tmp_path / "bad.bin").write_bytes(b"\xff\xfe\x00bad")
+    corpus = text_files_corpus(str(tmp_path))
+    assert sorted(corpus.names) == ["a.txt", os.path.join("sub", "b.txt")]
+    assert list(corpus.skipped.values()) == ["not UTF-8"]
+    assert text_files_corpus(str(tmp_path / "*.txt")).texts == ["hello world"]
+
+
+def test_text_corpus_errors_name_the_path(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        text_files_corpus(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no files"):
+        text_files_corpus(str(tmp_path / "empty"))
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / "x").write_bytes(b"\xff\xff")
+    with pytest.raises(ValueError, match="no UTF-8 text"):
+        text_files_corpus(str(tmp_path / "binary"))
+    with pytest.raises(ValueError, match="`split`"):
+        python_source_corpus("test")

@@ -1,0 +1,107 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_memory.cli import main
+from keras_memory.training import load_checkpoint
+from tests.conftest import to_numpy
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        words = rng.choice(["alpha", "beta", "gamma", "delta", "\n"], size=40 + 30 * i)
+        (folder / f"doc{i}.txt").write_text(" ".join(words))
+    (folder / "binary.dat").write_bytes(b"\xff\xfe\xfd")
+    return str(folder)
+
+
+def train_args(corpus, workdir, steps, *extra):
+    return [
+        "train",
+        "--data",
+        corpus,
+        "--workdir",
+        workdir,
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "2",
+        "--segment-length",
+        "32",
+        "--window-length",
+        "16",
+        "--checkpoint-every",
+        "3",
+        *extra,
+    ]
+
+
+def read_losses(workdir):
+    with open(os.path.join(workdir, "losses.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_train_evaluate_generate_end_to_end(corpus, tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    main(train_args(corpus, workdir, 4))
+    assert [r["step"] for r in read_losses(workdir)] == [1, 2, 3, 4]
+    assert os.listdir(os.path.join(workdir, "logs"))
+    capsys.readouterr()
+    main(["evaluate", "--data", corpus, "--workdir", workdir])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["step"] == 4 and result["tokens"] > 0
+    assert 0 < result["bits_per_token"] < 12
+    main(
+        [
+            "generate",
+            "--data",
+            corpus,
+            "--workdir",
+            workdir,
+            "--prompt",
+            "alpha",
+            "--num-tokens",
+            "40",
+        ]
+    )
+    assert capsys.readouterr().out.startswith("alpha")
+
+
+def test_resume_equals_uninterrupted(corpus, tmp_path):
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    main(train_args(corpus, straight, 6))
+    main(train_args(corpus, resumed, 3))
+    main(train_args(corpus, resumed, 6, "--resume"))
+    a, b = read_losses(straight), read_losses(resumed)
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([r["loss"] for r in a], [r["loss"] for r in b], rtol=1e-4)
+    model_a, progress_a = load_checkpoint(straight)
+    model_b, progress_b = load_checkpoint(resumed)
+    assert progress_a == progress_b
+    for wa, wb in zip(model_a.weights, model_b.weights, strict=True):
+        np.testing.assert_allclose(to_numpy(wa), to_numpy(wb), atol=1e-5, err_msg=wa.path)
+    for va, vb in zip(model_a.optimizer.variables, model_b.optimizer.variables, strict=True):
+        np.testing.assert_allclose(to_numpy(va), to_numpy(vb), atol=1e-5)
+
+
+def test_errors_are_one_clear_line_and_nonzero(corpus, tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    with pytest.raises(SystemExit) as exit_info:
+        main(train_args(str(tmp_path / "missing"), workdir, 2))
+    assert exit_info.value.code == 2
+    assert "does not exist" in capsys.readouterr().err
+    main(train_args(corpus, workdir, 2))
+    with pytest.raises(SystemExit, match="already holds a checkpoint"):
+        main(train_args(corpus, workdir, 4))
+    with pytest.raises(SystemExit, match="another configuration"):
+        main(train_args(corpus, workdir, 4, "--resume", "--seed", "7"))
+    with pytest.raises(SystemExit, match="No checkpoint"):
+        main(["evaluate", "--workdir", str(tmp_path / "empty")])
+    with pytest.raises(SystemExit, match="not a multiple"):
+        main(train_args(corpus, str(tmp_path / "r2"), 2, "--segment-length", "40"))
