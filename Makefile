@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BACKENDS ?= jax tensorflow torch
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check keras_memory tests benchmarks recipes
 	$(VENV)/bin/ruff format --check keras_memory tests benchmarks recipes
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+
 # The suite runs once per Keras backend.
-test: $(STAMP) lint
+test: $(STAMP) lint docs
 	@for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \
 		KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider tests || exit 1; \
