@@ -24,9 +24,11 @@ def _add_common(parser):
     parser.add_argument(
         "--data",
         default=DEFAULT_DATA,
-        help="'python-source' (the standard library's .py files, built in) or a "
-        "folder, file or glob of UTF-8 text files.",
+        help="'python-source' (the standard library's .py files, built in), 'pg19' "
+        "(tensorflow-datasets; see --tfds-data-dir) or a folder, file or glob of UTF-8 "
+        "text files (split into train/validation by a hash of each path).",
     )
+    parser.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --data pg19.")
     parser.add_argument(
         "--max-documents", type=int, default=None, help="Use only the first N documents."
     )
@@ -93,12 +95,14 @@ def build_parser():
 
 
 def _corpus(args, split):
-    from keras_memory.data import python_source_corpus, text_files_corpus
+    from keras_memory.data import pg19_corpus, python_source_corpus, text_files_corpus
 
     if args.data == DEFAULT_DATA:
         corpus = python_source_corpus(split, max_documents=args.max_documents)
+    elif args.data == "pg19":
+        corpus = pg19_corpus(split, data_dir=args.tfds_data_dir, max_documents=args.max_documents)
     else:
-        corpus = text_files_corpus(args.data)
+        corpus = text_files_corpus(args.data, split=split)
         if args.max_documents is not None:
             corpus.names = corpus.names[: args.max_documents]
             corpus.texts = corpus.texts[: args.max_documents]

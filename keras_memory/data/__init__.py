@@ -2,6 +2,7 @@
 
 from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 from keras_memory.data.corpora import Corpus, python_source_corpus, text_files_corpus
+from keras_memory.data.pg19 import pg19_corpus
 from keras_memory.data.step_window import StepWindow
 from keras_memory.data.streaming import SegmentStream, document_segments
 
@@ -14,6 +15,7 @@ __all__ = [
     "SegmentStream",
     "StepWindow",
     "document_segments",
+    "pg19_corpus",
     "python_source_corpus",
     "text_files_corpus",
 ]

@@ -35,12 +35,31 @@ class Corpus:
         return [tokenizer.encode(text) for text in self.texts]
 
 
-def _in_split(relative_path, split, validation_fraction):
+def _path_bucket(relative_path):
     # A hash of the path, not its position, decides the split, so adding or
     # removing files never moves another file across it.
-    bucket = zlib.crc32(relative_path.encode("utf-8")) % 10_000
-    is_validation = bucket < validation_fraction * 10_000
+    return zlib.crc32(relative_path.encode("utf-8")) % 10_000
+
+
+def _in_split(relative_path, split, validation_fraction):
+    is_validation = _path_bucket(relative_path) < validation_fraction * 10_000
     return is_validation == (split == "validation")
+
+
+def _split_names(names, split, validation_fraction):
+    """Indices of `names` in `split`; 2+ documents always give 1+ validation one."""
+    if split is None or len(names) == 1:
+        return list(range(len(names)))  # A single document is both splits.
+    if split not in ("train", "validation"):
+        raise ValueError(f"`split` must be None, 'train' or 'validation'; got {split!r}.")
+    validation = [
+        i for i, name in enumerate(names) if _in_split(name, "validation", validation_fraction)
+    ]
+    if not validation:
+        validation = [min(range(len(names)), key=lambda i: _path_bucket(names[i]))]
+    if split == "validation":
+        return validation
+    return [i for i in range(len(names)) if i not in set(validation)]
 
 
 def _read_files(paths, root):
@@ -96,7 +115,7 @@ def python_source_corpus(split="train", validation_fraction=0.05, max_documents=
     return Corpus(*_read_files(paths, root))
 
 
-def text_files_corpus(path, pattern="**/*"):
+def text_files_corpus(path, pattern="**/*", split=None, validation_fraction=0.05):
     """Documents from a folder of text files, a single file, or a glob.
 
     Files that are not UTF-8 are skipped and listed in `Corpus.skipped`.
@@ -105,6 +124,11 @@ def text_files_corpus(path, pattern="**/*"):
         path: str. A directory (searched with `pattern`), a file, or a glob
             such as `"books/*.txt"`.
         pattern: str. Glob under a directory. Defaults to every file.
+        split: None, `"train"` or `"validation"`. None keeps every file;
+            otherwise a hash of each readable file's path puts about
+            `validation_fraction` of them in validation (at least one when
+            there are two or more; a single file is both splits).
+        validation_fraction: float. Share of files in the validation split.
 
     Returns:
         A `Corpus`.
@@ -126,10 +150,11 @@ def text_files_corpus(path, pattern="**/*"):
             raise ValueError(f"`path` {path!r} does not exist or matches no file.")
     if not paths:
         raise ValueError(f"`path` {path!r} holds no files.")
-    corpus = Corpus(*_read_files(paths, root))
-    if not len(corpus):
+    names, texts, skipped = _read_files(paths, root)
+    if not names:
         raise ValueError(
-            f"`path` {path!r} holds no UTF-8 text: {len(corpus.skipped)} file(s) "
+            f"`path` {path!r} holds no UTF-8 text: {len(skipped)} file(s) "
             "skipped (not UTF-8 or empty)."
         )
-    return corpus
+    chosen = _split_names(names, split, validation_fraction)
+    return Corpus([names[i] for i in chosen], [texts[i] for i in chosen], skipped)

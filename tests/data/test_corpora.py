@@ -37,3 +37,14 @@ def test_text_corpus_errors_name_the_path(tmp_path):
         text_files_corpus(str(tmp_path / "binary"))
     with pytest.raises(ValueError, match="`split`"):
         python_source_corpus("test")
+
+
+def test_text_folder_split_is_disjoint_and_complete(tmp_path):
+    for i in range(30):
+        (tmp_path / f"doc{i}.txt").write_text(f"document {i}")
+    train = text_files_corpus(str(tmp_path), split="train")
+    validation = text_files_corpus(str(tmp_path), split="validation")
+    assert validation.names and not set(train.names) & set(validation.names)
+    assert len(train) + len(validation) == 30
+    single = tmp_path / "doc0.txt"
+    assert text_files_corpus(str(single), split="validation").texts == ["document 0"]
