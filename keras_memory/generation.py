@@ -12,8 +12,7 @@ def functional_twin(model):
         return model
     config = _with_stateful(model.get_config(), False)
     twin = type(model).from_config(config)
-    segment = model.blocks[0].attention.window_length
-    twin({"tokens": np.full((1, segment), PAD_ID, "int32")})
+    twin.build_from_config(model.get_build_config())
     for target, source in zip(twin.trainable_weights, model.trainable_weights, strict=True):
         target.assign(source)
     return twin

@@ -83,13 +83,9 @@ class SegmentStream(keras.utils.PyDataset):
         for i, doc in enumerate(documents):
             if doc.size and not np.issubdtype(doc.dtype, np.integer):
                 raise ValueError(f"Document {i} must hold integer ids; got {doc.dtype}.")
-            if (
-                vocab_size is not None
-                and doc.size
-                and (doc.min() < _OFFSET_MIN or doc.max() >= vocab_size)
-            ):
+            if vocab_size is not None and doc.size and (doc.min() < 0 or doc.max() >= vocab_size):
                 raise ValueError(
-                    f"Document {i} has ids outside [{_OFFSET_MIN}, vocab_size="
+                    f"Document {i} has ids outside [0, vocab_size="
                     f"{vocab_size}): [{doc.min()}, {doc.max()}]."
                 )
         self.documents = documents
@@ -187,9 +183,6 @@ class SegmentStream(keras.utils.PyDataset):
         return tf.data.Dataset.from_generator(
             lambda: (self[i] for i in range(len(self))), output_signature=signature
         )
-
-
-_OFFSET_MIN = 0
 
 
 def _num_segments(num_tokens, segment_length):

@@ -130,12 +130,7 @@ class MemoryLayer(keras.layers.Layer):
     def _check_reset(self, reset, batch_size):
         if reset is None:
             return ops.zeros((batch_size,), dtype="bool")
-        if len(reset.shape) != 1 or (
-            reset.shape[0] is not None
-            and batch_size is not None
-            and not _is_symbolic(batch_size)
-            and reset.shape[0] != batch_size
-        ):
+        if len(reset.shape) != 1 or not _same_size(reset.shape[0], batch_size):
             raise ValueError(
                 f"Layer '{self.name}' expects `reset` of shape (batch,) = "
                 f"({batch_size},); got shape {tuple(reset.shape)}."
@@ -152,10 +147,7 @@ class MemoryLayer(keras.layers.Layer):
             )
         for name, (shape, _) in expected.items():
             got = tuple(state[name].shape)
-            if len(got) != len(shape) or any(
-                g is not None and s is not None and not _is_symbolic(s) and g != s
-                for g, s in zip(got, shape)
-            ):
+            if len(got) != len(shape) or not all(map(_same_size, got, shape)):
                 raise ValueError(
                     f"Layer '{self.name}': `state['{name}']` must have shape "
                     f"{tuple(shape)}; got {got}."
@@ -167,5 +159,6 @@ class MemoryLayer(keras.layers.Layer):
         return config
 
 
-def _is_symbolic(value):
-    return not isinstance(value, int)
+def _same_size(a, b):
+    """False only when both sizes are static and differ (unknown sizes pass)."""
+    return not (isinstance(a, int) and isinstance(b, int)) or a == b

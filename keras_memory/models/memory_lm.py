@@ -242,6 +242,18 @@ class MemoryLM(keras.Model):
         self._build_stateful_from(x)
         return super().predict(x, *args, **kwargs)
 
+    def train_on_batch(self, x=None, *args, **kwargs):
+        self._build_stateful_from(x)
+        return super().train_on_batch(x, *args, **kwargs)
+
+    def test_on_batch(self, x=None, *args, **kwargs):
+        self._build_stateful_from(x)
+        return super().test_on_batch(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self._build_stateful_from(x)
+        return super().predict_on_batch(x)
+
     def _build_stateful_from(self, x):
         """Builds a stateful model on the static batch shape of `x`'s first batch.
 
