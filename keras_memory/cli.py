@@ -11,6 +11,7 @@ import sys
 import time
 
 DEFAULT_DATA = "python-source"
+SYNTHETIC_TASKS = ("passkey", "associative-recall")
 
 
 def _add_common(parser):
@@ -29,6 +30,18 @@ def _add_common(parser):
         "text files (split into train/validation by a hash of each path).",
     )
     parser.add_argument("--tfds-data-dir", default=None, help="tfds data_dir for --data pg19.")
+    parser.add_argument(
+        "--distances",
+        default="64,256,1024",
+        help="Fact-to-question distances (tokens) of the synthetic tasks, comma-separated: "
+        "for --data passkey|associative-recall and evaluate --recall-task.",
+    )
+    parser.add_argument(
+        "--num-documents",
+        type=int,
+        default=256,
+        help="Synthetic documents per distance (training data; validation uses a tenth).",
+    )
     parser.add_argument(
         "--max-documents", type=int, default=None, help="Use only the first N documents."
     )
@@ -74,6 +87,12 @@ def build_parser():
     evaluate = commands.add_parser("evaluate", help="Bits per token on the validation split.")
     _add_common(evaluate)
     evaluate.add_argument("--max-steps", type=int, default=None, help="Evaluate N steps only.")
+    evaluate.add_argument(
+        "--recall-task",
+        choices=SYNTHETIC_TASKS,
+        default=None,
+        help="Also report greedy recall accuracy by --distances on this synthetic task.",
+    )
 
     generate = commands.add_parser("generate", help="Continue a prompt.")
     _add_common(generate)
@@ -99,6 +118,8 @@ def _corpus(args, split):
 
     if args.data == DEFAULT_DATA:
         corpus = python_source_corpus(split, max_documents=args.max_documents)
+    elif args.data in SYNTHETIC_TASKS:
+        return _synthetic_corpus(args, args.data, split)
     elif args.data == "pg19":
         corpus = pg19_corpus(split, data_dir=args.tfds_data_dir, max_documents=args.max_documents)
     else:
@@ -109,6 +130,40 @@ def _corpus(args, split):
     if corpus.skipped:
         print(f"Skipped {len(corpus.skipped)} file(s) (not UTF-8 or empty).", file=sys.stderr)
     return corpus
+
+
+def _distances(args):
+    try:
+        return [int(d) for d in args.distances.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--distances must be comma-separated ints; got {args.distances!r}."
+        ) from None
+
+
+def _synthetic_documents(task, distances, num_documents, seed):
+    from keras_memory.data import synthetic
+
+    documents = []
+    for i, distance in enumerate(distances):
+        if task == "passkey":
+            documents += synthetic.passkey_documents(num_documents, distance, seed=seed + i)
+        else:
+            documents += synthetic.associative_recall_documents(
+                num_documents, num_pairs=4, distance=distance, seed=seed + i
+            )
+    return documents
+
+
+def _synthetic_corpus(args, task, split):
+    from keras_memory.data import Corpus
+
+    # Validation draws from other seeds than training, so it holds unseen facts.
+    seed = args.seed + (1_000_003 if split == "validation" else 0)
+    count = args.num_documents if split == "train" else max(1, args.num_documents // 10)
+    documents = _synthetic_documents(task, _distances(args), count, seed)
+    names = [f"{task}-{split}-{i}" for i in range(len(documents))]
+    return Corpus(names, [d.text for d in documents], skipped={})
 
 
 def train(args):
@@ -215,6 +270,22 @@ def evaluate(args, model=None, progress=None):
     stream = SegmentStream(corpus.tokenize(), config["batch_size"], config["segment_length"])
     result = evaluate_bits_per_token(model, stream, max_steps=args.max_steps)
     result.update({"kind": config["kind"], "step": progress["step"]})
+    if args.recall_task:
+        from keras_memory.training.recall import evaluate_recall
+
+        documents = _synthetic_documents(
+            args.recall_task,
+            _distances(args),
+            max(1, args.num_documents // 10),
+            args.seed + 2_000_003,
+        )
+        recall = evaluate_recall(
+            model, documents, config["segment_length"], batch_size=config["batch_size"]
+        )
+        result["recall_task"] = args.recall_task
+        result["recall_by_distance"] = {
+            str(d): r["accuracy"] for d, r in sorted(recall["by_distance"].items())
+        }
     print(json.dumps(result))
     return result
 

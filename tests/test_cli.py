@@ -105,3 +105,33 @@ def test_errors_are_one_clear_line_and_nonzero(corpus, tmp_path, capsys):
         main(["evaluate", "--workdir", str(tmp_path / "empty")])
     with pytest.raises(SystemExit, match="not a multiple"):
         main(train_args(corpus, str(tmp_path / "r2"), 2, "--segment-length", "40"))
+
+
+def test_synthetic_task_training_and_recall_by_distance(tmp_path, capsys):
+    workdir = str(tmp_path / "passkey")
+    common = ["--data", "passkey", "--distances", "60,90", "--num-documents", "10"]
+    main(
+        [
+            "train",
+            *common,
+            "--workdir",
+            workdir,
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--segment-length",
+            "32",
+            "--window-length",
+            "16",
+            "--checkpoint-every",
+            "0",
+        ]
+    )
+    capsys.readouterr()
+    main(["evaluate", *common, "--workdir", workdir, "--recall-task", "passkey"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["recall_by_distance"]) == {"60", "90"}
+    assert all(0.0 <= a <= 1.0 for a in result["recall_by_distance"].values())
+    with pytest.raises(SystemExit, match="2"):
+        main(["evaluate", "--data", "passkey", "--distances", "6O", "--workdir", workdir])

@@ -5,6 +5,11 @@ from keras_memory.data.corpora import Corpus, python_source_corpus, text_files_c
 from keras_memory.data.pg19 import pg19_corpus
 from keras_memory.data.step_window import StepWindow
 from keras_memory.data.streaming import SegmentStream, document_segments
+from keras_memory.data.synthetic import (
+    SyntheticDocument,
+    associative_recall_documents,
+    passkey_documents,
+)
 
 __all__ = [
     "BOS_ID",
@@ -14,7 +19,10 @@ __all__ = [
     "Corpus",
     "SegmentStream",
     "StepWindow",
+    "SyntheticDocument",
+    "associative_recall_documents",
     "document_segments",
+    "passkey_documents",
     "pg19_corpus",
     "python_source_corpus",
     "text_files_corpus",

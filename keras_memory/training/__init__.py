@@ -6,5 +6,13 @@ from keras_memory.training.checkpoints import (
     save_checkpoint,
 )
 from keras_memory.training.evaluation import evaluate_bits_per_token
+from keras_memory.training.recall import evaluate_recall, recall_by_distance
 
-__all__ = ["CheckpointEvery", "evaluate_bits_per_token", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointEvery",
+    "evaluate_bits_per_token",
+    "evaluate_recall",
+    "load_checkpoint",
+    "recall_by_distance",
+    "save_checkpoint",
+]
