@@ -74,6 +74,19 @@ def build_parser():
     train = commands.add_parser("train", help="Train a model on long documents.")
     _add_common(train)
     _add_model(train)
+    train.add_argument(
+        "--tokenizer",
+        default="bytes",
+        choices=("bytes", "sentencepiece", "bpe"),
+        help="bytes (default), or a SentencePiece / byte-level BPE vocabulary trained on the "
+        "training documents (keras-nlp tokenizers); saved in the workdir.",
+    )
+    train.add_argument(
+        "--vocab-size",
+        type=int,
+        default=8000,
+        help="Vocabulary size for --tokenizer sentencepiece|bpe (an upper bound).",
+    )
     train.add_argument("--steps", type=int, default=200, help="Total training steps.")
     train.add_argument("--batch-size", type=int, default=8, help="Documents read in parallel.")
     train.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW learning rate.")
@@ -166,6 +179,39 @@ def _synthetic_corpus(args, task, split):
     return Corpus(names, [d.text for d in documents], skipped={})
 
 
+# SentencePiece training costs about 13 s per MB on two cores; a sample suffices.
+TOKENIZER_SAMPLE_BYTES = 4_000_000
+
+
+def _training_tokenizer(args, corpus, resuming):
+    """The workdir's tokenizer when resuming; else one trained (or bytes) and saved there."""
+    from keras_memory.data.tokenizers import load_tokenizer, make_tokenizer
+
+    if resuming:
+        return load_tokenizer(args.workdir)
+    texts, total = [], 0
+    for text in corpus.texts:
+        if total >= TOKENIZER_SAMPLE_BYTES:
+            break
+        texts.append(text)
+        total += len(text)
+    if args.tokenizer != "bytes":
+        print(f"Training a {args.tokenizer} vocabulary on {total:,} characters...")
+    return make_tokenizer(
+        args.tokenizer, texts=texts, vocab_size=args.vocab_size, directory=args.workdir
+    )
+
+
+def _saved_tokenizer(workdir):
+    from keras_memory.data import ByteTokenizer
+    from keras_memory.data.tokenizers import load_tokenizer
+
+    try:
+        return load_tokenizer(workdir)
+    except FileNotFoundError:
+        return ByteTokenizer()
+
+
 def train(args):
     import keras
 
@@ -195,14 +241,24 @@ def train(args):
             f"--workdir {args.workdir} already holds a checkpoint; pass --resume to "
             "continue it or choose another --workdir."
         )
-    if args.resume and model is not None:
+    if segment % window:
+        raise SystemExit(
+            f"--segment-length {segment} is not a multiple of --window-length {window}."
+        )
+    resuming = args.resume and model is not None
+    if resuming:
         if progress.get("run_config") != run_config:
             raise SystemExit(
                 f"--workdir {args.workdir} holds a run with another configuration:\n"
                 f"  saved: {progress.get('run_config')}\n  asked: {run_config}"
             )
         first_step = progress["step"]
-    else:
+        if first_step >= args.steps:
+            print(f"Already trained {first_step} of {args.steps} steps.")
+            return model
+    corpus = _corpus(args, "train")
+    tokenizer = _training_tokenizer(args, corpus, resuming)
+    if not resuming:
         keras.utils.set_random_seed(args.seed)
         model = MemoryLM.from_preset(
             args.preset,
@@ -210,19 +266,12 @@ def train(args):
             stateful=True,
             dtype=args.precision,
             window_length=window,
+            vocab_size=tokenizer.vocab_size,
         )
         model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))
         first_step = 0
-    if first_step >= args.steps:
-        print(f"Already trained {first_step} of {args.steps} steps.")
-        return model
-    if segment % window:
-        raise SystemExit(
-            f"--segment-length {segment} is not a multiple of --window-length {window}."
-        )
-    corpus = _corpus(args, "train")
     stream = SegmentStream(
-        corpus.tokenize(),
+        corpus.tokenize(tokenizer),
         args.batch_size,
         segment,
         seed=args.seed,
@@ -267,11 +316,20 @@ def evaluate(args, model=None, progress=None):
         model, progress = _load(args)
     config = progress["run_config"]
     corpus = _corpus(args, "validation")
-    stream = SegmentStream(corpus.tokenize(), config["batch_size"], config["segment_length"])
+    tokenizer = _saved_tokenizer(args.workdir)
+    stream = SegmentStream(
+        corpus.tokenize(tokenizer), config["batch_size"], config["segment_length"]
+    )
     result = evaluate_bits_per_token(model, stream, max_steps=args.max_steps)
-    result.update({"kind": config["kind"], "step": progress["step"]})
+    result.update(
+        {"kind": config["kind"], "step": progress["step"], "tokenizer": type(tokenizer).__name__}
+    )
     if args.recall_task:
+        from keras_memory.data import ByteTokenizer
         from keras_memory.training.recall import evaluate_recall
+
+        if not isinstance(tokenizer, ByteTokenizer):
+            raise ValueError("--recall-task needs a model trained with --tokenizer bytes.")
 
         documents = _synthetic_documents(
             args.recall_task,
@@ -291,12 +349,12 @@ def evaluate(args, model=None, progress=None):
 
 
 def generate(args, model=None, progress=None):
-    from keras_memory.data import BOS_ID, ByteTokenizer
+    from keras_memory.data import BOS_ID
     from keras_memory.generation import generate as sample
 
     if model is None:
         model, progress = _load(args)
-    tokenizer = ByteTokenizer()
+    tokenizer = _saved_tokenizer(args.workdir)
     prompt = [BOS_ID, *tokenizer.encode(args.prompt).tolist()]
     ids = sample(
         model,
@@ -323,7 +381,8 @@ def demo(args):
         run.kind, run.preset, run.precision = kind, "tiny", "float32"
         run.segment_length = run.window_length = None
         run.learning_rate, run.checkpoint_every, run.resume = 3e-3, 0, True
-        run.max_steps = args.eval_steps
+        run.max_steps, run.recall_task = args.eval_steps, None
+        run.tokenizer, run.vocab_size = "bytes", None
         started = time.time()
         model = train(run)
         from keras_memory.training import load_checkpoint

@@ -135,3 +135,34 @@ def test_synthetic_task_training_and_recall_by_distance(tmp_path, capsys):
     assert all(0.0 <= a <= 1.0 for a in result["recall_by_distance"].values())
     with pytest.raises(SystemExit, match="2"):
         main(["evaluate", "--data", "passkey", "--distances", "6O", "--workdir", workdir])
+
+
+@pytest.mark.parametrize("tokenizer", ["sentencepiece", "bpe"])
+def test_subword_tokenizer_is_trained_saved_and_reused(corpus, tmp_path, capsys, tokenizer):
+    workdir = str(tmp_path / tokenizer)
+    args = train_args(corpus, workdir, 2, "--tokenizer", tokenizer, "--vocab-size", "300")
+    main(args)
+    assert os.path.exists(os.path.join(workdir, "tokenizer.json"))
+    model, _ = load_checkpoint(workdir)
+    assert 259 < model.vocab_size <= 300
+    main(
+        train_args(corpus, workdir, 3, "--tokenizer", tokenizer, "--vocab-size", "300", "--resume")
+    )
+    capsys.readouterr()
+    main(["evaluate", "--data", corpus, "--workdir", workdir])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["step"] == 3 and result["tokens"] > 0
+    main(
+        [
+            "generate",
+            "--data",
+            corpus,
+            "--workdir",
+            workdir,
+            "--prompt",
+            "beta",
+            "--num-tokens",
+            "5",
+        ]
+    )
+    assert capsys.readouterr().out.startswith("beta")

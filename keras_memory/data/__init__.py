@@ -10,20 +10,38 @@ from keras_memory.data.synthetic import (
     associative_recall_documents,
     passkey_documents,
 )
+from keras_memory.data.tokenizers import (
+    BytePairTokenizer,
+    SentencePieceTokenizer,
+    load_tokenizer,
+    make_tokenizer,
+    save_tokenizer,
+    tokenize_in_tf_data,
+    train_bpe,
+    train_sentencepiece,
+)
 
 __all__ = [
     "BOS_ID",
     "EOS_ID",
     "PAD_ID",
+    "BytePairTokenizer",
     "ByteTokenizer",
     "Corpus",
     "SegmentStream",
+    "SentencePieceTokenizer",
     "StepWindow",
     "SyntheticDocument",
     "associative_recall_documents",
     "document_segments",
+    "load_tokenizer",
+    "make_tokenizer",
     "passkey_documents",
     "pg19_corpus",
     "python_source_corpus",
+    "save_tokenizer",
     "text_files_corpus",
+    "tokenize_in_tf_data",
+    "train_bpe",
+    "train_sentencepiece",
 ]
