@@ -120,9 +120,9 @@ def build_parser():
         "compare bits per byte, plot losses, sample.",
     )
     _add_common(demo)
-    demo.add_argument("--steps", type=int, default=300, help="Training steps per model.")
+    demo.add_argument("--steps", type=int, default=800, help="Training steps per model.")
     demo.add_argument("--batch-size", type=int, default=8)
-    demo.add_argument("--eval-steps", type=int, default=40, help="Validation steps.")
+    demo.add_argument("--eval-steps", type=int, default=100, help="Validation steps.")
     return parser
 
 
@@ -321,9 +321,7 @@ def evaluate(args, model=None, progress=None):
         corpus.tokenize(tokenizer), config["batch_size"], config["segment_length"]
     )
     result = evaluate_bits_per_token(model, stream, max_steps=args.max_steps)
-    result.update(
-        {"kind": config["kind"], "step": progress["step"], "tokenizer": type(tokenizer).__name__}
-    )
+    result.update({"kind": config["kind"], "step": progress["step"], "tokenizer": tokenizer.kind})
     if args.recall_task:
         from keras_memory.data import ByteTokenizer
         from keras_memory.training.recall import evaluate_recall

@@ -1,5 +1,7 @@
 """The default tokenizer: UTF-8 bytes."""
 
+import os
+
 import numpy as np
 
 PAD_ID = 0
@@ -23,6 +25,7 @@ class ByteTokenizer:
     ```
     """
 
+    kind = "bytes"
     vocab_size = 256 + _OFFSET
     pad_id = PAD_ID
     bos_id = BOS_ID
@@ -38,3 +41,23 @@ class ByteTokenizer:
         ids = np.asarray(ids).reshape(-1)
         data = (ids[ids >= _OFFSET] - _OFFSET).astype(np.uint8).tobytes()
         return data.decode("utf-8", errors="replace")
+
+    def tf_tokenize(self, text):
+        """Ids of a scalar `tf.string` tensor in TensorFlow ops (for `tf.data`).
+
+        Returns:
+            A 1-D `tf.int32` tensor equal to `encode(text)`.
+        """
+        import tensorflow as tf
+
+        return tf.cast(tf.io.decode_raw(text, tf.uint8), tf.int32) + _OFFSET
+
+    def save(self, directory):
+        """Writes `tokenizer.json` into `directory`, for `load_tokenizer`."""
+        from keras_memory.data.tokenizers import _write_config
+
+        os.makedirs(directory, exist_ok=True)
+        _write_config(directory, self.kind, self.vocab_size, files={})
+
+    def __repr__(self):
+        return f"ByteTokenizer(vocab_size={self.vocab_size})"

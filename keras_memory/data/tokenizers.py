@@ -5,7 +5,7 @@ Three kinds share one interface (`vocab_size`, `pad_id == 0`, `bos_id == 1`,
 `save(directory)`), so a training workdir can hold the tokenizer and
 `load_tokenizer(workdir)` gives it back for evaluation and generation:
 
-- `"bytes"`: `SavableByteTokenizer`, UTF-8 bytes (the default; no training).
+- `"bytes"`: `ByteTokenizer`, UTF-8 bytes (the default; no training).
 - `"sentencepiece"`: `SentencePieceTokenizer`, a SentencePiece unigram or BPE
   model (`train_sentencepiece`) run by `keras_hub.tokenizers.SentencePieceTokenizer`.
 - `"bpe"`: `BytePairTokenizer`, a GPT-2 style byte-level BPE (`train_bpe`,
@@ -103,45 +103,6 @@ def _write_config(directory, kind, vocab_size, files):
     with open(os.path.join(directory, CONFIG_FILENAME), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
-
-
-class SavableByteTokenizer(ByteTokenizer):
-    """`ByteTokenizer` (UTF-8 bytes) that can be saved and used in `tf.data`.
-
-    Ids: 0 padding, 1 beginning of document, 2 end of document, byte `b` is
-    `b + 3`; `vocab_size` is 259. Encodings are those of `ByteTokenizer`.
-
-    Example:
-    ```python
-    tokenizer = SavableByteTokenizer()
-    tokenizer.save("workdir")
-    assert load_tokenizer("workdir").encode("x = 1").tolist() == [123, 35, 64, 35, 52]
-    ```
-    """
-
-    kind = "bytes"
-
-    def tf_tokenize(self, text):
-        """Ids of a scalar `tf.string` tensor, in TensorFlow ops (for `tf.data`).
-
-        Args:
-            text: scalar `tf.string` tensor.
-
-        Returns:
-            1-D `tf.int32` tensor, equal to `encode(text)`.
-        """
-        import tensorflow as tf
-
-        data = tf.io.decode_raw(text, tf.uint8)
-        return tf.cast(data, tf.int32) + _FIRST_ORDINARY_ID
-
-    def save(self, directory):
-        """Writes `tokenizer.json` into `directory` (created if missing)."""
-        os.makedirs(directory, exist_ok=True)
-        _write_config(directory, self.kind, self.vocab_size, files={})
-
-    def __repr__(self):
-        return f"SavableByteTokenizer(vocab_size={self.vocab_size})"
 
 
 class _KerasHubTokenizer:
@@ -643,7 +604,7 @@ def make_tokenizer(name, texts=None, vocab_size=None, directory=None, **train_kw
             SentencePiece or `min_frequency=3` for BPE.
 
     Returns:
-        A `SavableByteTokenizer`, `SentencePieceTokenizer` or `BytePairTokenizer`.
+        A `ByteTokenizer`, `SentencePieceTokenizer` or `BytePairTokenizer`.
 
     Example:
     ```python
@@ -657,7 +618,7 @@ def make_tokenizer(name, texts=None, vocab_size=None, directory=None, **train_kw
     if name == "bytes":
         if train_kwargs:
             raise ValueError(f"The bytes tokenizer takes no training options; got {train_kwargs}.")
-        tokenizer = SavableByteTokenizer()
+        tokenizer = ByteTokenizer()
     else:
         if vocab_size is None:
             raise ValueError(f"`vocab_size` is required for the {name!r} tokenizer.")
@@ -669,11 +630,9 @@ def make_tokenizer(name, texts=None, vocab_size=None, directory=None, **train_kw
 
 
 def save_tokenizer(tokenizer, directory):
-    """Saves any tokenizer of this module, or a plain `ByteTokenizer`, to `directory`."""
+    """Saves any tokenizer of `keras_memory.data` to `directory`."""
     if hasattr(tokenizer, "save"):
         tokenizer.save(directory)
-    elif isinstance(tokenizer, ByteTokenizer):
-        SavableByteTokenizer().save(directory)
     else:
         raise ValueError(
             f"`tokenizer` must be a tokenizer of keras_memory.data; got {type(tokenizer).__name__}."
@@ -687,7 +646,7 @@ def load_tokenizer(directory):
         directory: str. Folder holding `tokenizer.json` and its files.
 
     Returns:
-        A `SavableByteTokenizer`, `SentencePieceTokenizer` or `BytePairTokenizer`
+        A `ByteTokenizer`, `SentencePieceTokenizer` or `BytePairTokenizer`
         whose encodings equal the saved one's.
 
     Raises:
@@ -708,7 +667,7 @@ def load_tokenizer(directory):
         config = json.load(f)
     kind = config.get("kind")
     if kind == "bytes":
-        tokenizer = SavableByteTokenizer()
+        tokenizer = ByteTokenizer()
     elif kind in _CLASSES:
         tokenizer = _CLASSES[kind]._from_config(directory, config["files"])
     else:
@@ -754,10 +713,10 @@ def tokenize_in_tf_data(tokenizer, texts, num_parallel_calls=None):
     if isinstance(tokenizer, _KerasHubTokenizer):
         tokenizer.ensure_tf_resources()
         fn = tokenizer.tf_tokenize
-    elif isinstance(tokenizer, SavableByteTokenizer):
+    elif isinstance(tokenizer, ByteTokenizer):
         fn = tokenizer.tf_tokenize
     elif isinstance(tokenizer, ByteTokenizer):
-        fn = SavableByteTokenizer().tf_tokenize
+        fn = ByteTokenizer().tf_tokenize
     else:
         raise ValueError(
             f"`tokenizer` must be a tokenizer of keras_memory.data; got {type(tokenizer).__name__}."
