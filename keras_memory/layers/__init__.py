@@ -1,6 +1,7 @@
 """Keras layers, one class per module."""
 
 from keras_memory.layers.feed_forward import FeedForward
+from keras_memory.layers.knn_attention import KNNAttention
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.layers.relative_position_bias import RelativePositionBias
 from keras_memory.layers.transformer_block import TransformerBlock
@@ -8,6 +9,7 @@ from keras_memory.layers.xl_attention import XLAttention
 
 __all__ = [
     "FeedForward",
+    "KNNAttention",
     "MemoryLayer",
     "RelativePositionBias",
     "TransformerBlock",

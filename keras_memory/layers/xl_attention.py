@@ -182,19 +182,31 @@ class XLAttention(MemoryLayer):
         return queries, keys, values
 
     def call_with_state(self, x, state, reset, training):
+        self._check_segment_length(x)
+        queries, keys, values = self.project_qkv(x)
+        outputs, new_state = self.local_attention(queries, keys, values, state, reset)
+        return self.project_output(outputs), new_state
+
+    def _check_segment_length(self, x):
         length = x.shape[1]
         if length is not None and length % self.window_length:
             raise ValueError(
                 f"Layer '{self.name}': the segment length ({length}) must be a "
                 f"multiple of `window_length` ({self.window_length})."
             )
-        queries, keys, values = self.project_qkv(x)
+
+    def local_attention(self, queries, keys, values, state, reset):
+        """Sliding-window attention with the XL cache.
+
+        Returns:
+            `(outputs, new_cache_state)`, outputs `(batch, S, heads, head_dim)`.
+        """
         cache = {}
         if self.use_cache:
             keep = ops.logical_not(reset)
             cache = {
-                "cache_keys": _zero_rows(state["keys"], keep),
-                "cache_values": _zero_rows(state["values"], keep),
+                "cache_keys": zero_rows(state["keys"], keep),
+                "cache_values": zero_rows(state["values"], keep),
                 "cache_valid": ops.logical_and(keep, state["valid"] > 0),
             }
         w = self.window_length
@@ -210,9 +222,6 @@ class XLAttention(MemoryLayer):
             include_self=self.include_self,
             **cache,
         )
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        outputs = ops.reshape(outputs, (batch, length, self.num_heads * self.head_dim))
-        y = self.output_projection(outputs)
         new_state = {}
         if self.use_cache:
             new_state = {
@@ -220,7 +229,14 @@ class XLAttention(MemoryLayer):
                 "values": ops.cast(values[:, -w:], "float32"),
                 "valid": ops.ones_like(state["valid"]),
             }
-        return y, new_state
+        return outputs, new_state
+
+    def project_output(self, outputs):
+        """Merges heads `(batch, S, heads, head_dim)` and applies the output projection."""
+        batch, length = ops.shape(outputs)[0], ops.shape(outputs)[1]
+        return self.output_projection(
+            ops.reshape(outputs, (batch, length, self.num_heads * self.head_dim))
+        )
 
     def compute_output_shape(self, input_shape=None, **shapes):
         # Keras passes the input's shape as `input_shape` or `x_shape`
@@ -246,7 +262,7 @@ class XLAttention(MemoryLayer):
         return config
 
 
-def _zero_rows(tensor, keep):
+def zero_rows(tensor, keep):
     """Zeroes the batch rows of `tensor` where `keep` is False."""
     keep = ops.reshape(keep, (-1,) + (1,) * (len(tensor.shape) - 1))
     return ops.where(keep, tensor, ops.zeros_like(tensor))

@@ -1,6 +1,7 @@
 """The functional core: pure `keras.ops` functions the layers compose."""
 
 from keras_memory.ops.attention import safe_softmax, sliding_window_attention
+from keras_memory.ops.knn import exact_top_k, gather_memory
 from keras_memory.ops.masks import window_mask
 from keras_memory.ops.normalization import l2_normalize
 from keras_memory.ops.position_bias import (
@@ -9,6 +10,8 @@ from keras_memory.ops.position_bias import (
 )
 
 __all__ = [
+    "exact_top_k",
+    "gather_memory",
     "l2_normalize",
     "relative_positions",
     "safe_softmax",

@@ -1,0 +1,196 @@
+"""kNN-augmented attention: local attention gated with a large external memory."""
+
+import keras
+from keras import ops
+
+from keras_memory.layers.xl_attention import XLAttention, zero_rows
+from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
+from keras_memory.ops.knn import exact_top_k, gather_memory
+
+
+@keras.saving.register_keras_serializable(package="keras_memory")
+class KNNAttention(XLAttention):
+    """Memorizing Transformer attention: sliding window + XL cache + kNN memory.
+
+    Each head attends twice: locally (causal sliding window over the segment
+    with the Transformer-XL cache, no position bias, as in meliad's memory
+    layer) and to the `num_neighbors` entries of an external memory whose
+    keys score highest against its query (one softmax over those `k`). The
+    two results are mixed per head by a learned gate `g = sigmoid(b)`, `b`
+    initialised to 0 (so `g = 0.5`): `y = (1 - g) * local + g * memory`,
+    before the output projection.
+
+    The memory holds, per batch row and head, the (normalised) keys and the
+    values of the last `memory_size` tokens of the document, in a ring
+    buffer. A segment first retrieves, then writes its own keys, so queries
+    only see previous segments (the local attention covers the current
+    one); entries are written without gradient, and a row with `reset=True`
+    forgets its memory before retrieving. `memory_size` must be a multiple
+    of the segment length, so a segment is written as one contiguous block.
+    Retrieval is exact top-k on device, chunked over the memory.
+
+    The state adds `memory_keys`, `memory_values` `(batch, memory_size,
+    heads, head_dim)`, `memory_valid` `(batch, memory_size)` and the shared
+    write position `memory_pointer` to `XLAttention`'s cache.
+
+    Args:
+        num_heads: int. Number of attention heads.
+        head_dim: int. Size of each head.
+        window_length: int. Local attention window `W`.
+        memory_size: int. Entries per (row, head). Defaults to 8192.
+        num_neighbors: int. `k`, entries retrieved per query. Defaults to 32.
+        use_cache: bool. Carry the XL cache. Defaults to True.
+        include_self: bool. See `XLAttention`.
+        normalize_keys: bool. See `XLAttention`; the memory holds normalised
+            keys when True.
+        chunk_size: int. Memory entries scored at a time. Defaults to 8192.
+        stateful: bool. Keep cache and memory in variables for `model.fit`.
+        kernel_initializer: initializer of the projections.
+        **kwargs: base layer keyword arguments.
+
+    Call arguments:
+        x: float tensor `(batch, S, hidden_dim)`; `memory_size % S == 0`.
+        state: dict or None (functional form only).
+        reset: bool tensor `(batch,)` or None.
+        training: bool or None.
+
+    Returns:
+        Functional form: `(y, new_state)`; stateful form: `y`.
+
+    Example:
+    ```python
+    attention = keras_memory.layers.KNNAttention(
+        num_heads=4, head_dim=16, window_length=32, memory_size=1024, num_neighbors=8
+    )
+    y, state = attention(np.random.rand(2, 128, 64).astype("float32"))
+    ```
+
+    References:
+        - [Wu et al., 2022](https://arxiv.org/abs/2203.08913)
+        - [meliad, memory/memory_layer.py](https://github.com/google-research/meliad)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        window_length,
+        memory_size=8192,
+        num_neighbors=32,
+        use_cache=True,
+        include_self=False,
+        normalize_keys=True,
+        chunk_size=8192,
+        stateful=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        kwargs.pop("use_position_bias", None)
+        super().__init__(
+            num_heads,
+            head_dim,
+            window_length,
+            use_cache=use_cache,
+            include_self=include_self,
+            normalize_keys=normalize_keys,
+            use_position_bias=False,
+            stateful=stateful,
+            kernel_initializer=kernel_initializer,
+            **kwargs,
+        )
+        for arg, value in (
+            ("memory_size", memory_size),
+            ("num_neighbors", num_neighbors),
+            ("chunk_size", chunk_size),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{arg}` must be a positive int; got {value!r}.")
+        if num_neighbors > memory_size:
+            raise ValueError(
+                f"`num_neighbors` ({num_neighbors}) must be <= `memory_size` ({memory_size})."
+            )
+        self.memory_size = memory_size
+        self.num_neighbors = num_neighbors
+        self.chunk_size = chunk_size
+
+    def build(self, input_shape):
+        self.memory_gate = self.add_weight(
+            name="memory_gate", shape=(self.num_heads,), initializer="zeros"
+        )
+        super().build(input_shape)
+
+    def state_shapes(self, batch_size):
+        memory_shape = (batch_size, self.memory_size, self.num_heads, self.head_dim)
+        return {
+            **super().state_shapes(batch_size),
+            "memory_keys": (memory_shape, "float32"),
+            "memory_values": (memory_shape, "float32"),
+            "memory_valid": ((batch_size, self.memory_size), "int32"),
+            "memory_pointer": ((), "int32"),
+        }
+
+    def call_with_state(self, x, state, reset, training):
+        self._check_segment_length(x)
+        length = x.shape[1]
+        if length is not None and self.memory_size % length:
+            raise ValueError(
+                f"Layer '{self.name}': `memory_size` ({self.memory_size}) must be a multiple "
+                f"of the segment length ({length}), so each segment is one block of the ring."
+            )
+        queries, keys, values = self.project_qkv(x)
+        local, new_state = self.local_attention(queries, keys, values, state, reset)
+
+        keep = ops.logical_not(reset)
+        memory_keys = zero_rows(state["memory_keys"], keep)
+        memory_values = zero_rows(state["memory_values"], keep)
+        memory_valid = ops.logical_and(keep[:, None], state["memory_valid"] > 0)
+        remembered = self._memory_attention(queries, memory_keys, memory_values, memory_valid)
+        gate = ops.reshape(ops.sigmoid(self.memory_gate), (1, 1, self.num_heads, 1))
+        gate = ops.cast(gate, local.dtype)
+        outputs = (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
+
+        pointer = ops.cast(state["memory_pointer"], "int32")
+        new_state.update(
+            {
+                "memory_keys": ops.slice_update(
+                    memory_keys, (0, pointer, 0, 0), ops.cast(keys, "float32")
+                ),
+                "memory_values": ops.slice_update(
+                    memory_values, (0, pointer, 0, 0), ops.cast(values, "float32")
+                ),
+                "memory_valid": ops.slice_update(
+                    ops.cast(memory_valid, "int32"),
+                    (0, pointer),
+                    ops.ones((ops.shape(x)[0], ops.shape(x)[1]), "int32"),
+                ),
+                "memory_pointer": (pointer + ops.shape(x)[1]) % self.memory_size,
+            }
+        )
+        return self.project_output(outputs), new_state
+
+    def _memory_attention(self, queries, memory_keys, memory_values, memory_valid):
+        """Softmax over the `k` best memory entries of each query: `(batch, S, heads, dim)`."""
+        scores, indices = exact_top_k(
+            queries, memory_keys, memory_valid, self.num_neighbors, self.chunk_size
+        )
+        found = scores > MASKED_LOGIT / 2
+        if self.normalize_keys:
+            scores = scores * ops.reshape(ops.abs(self.attention_scale), (1, -1, 1, 1))
+        weights = safe_softmax(scores, found)  # (batch, heads, S, k)
+        retrieved = gather_memory(memory_values, indices)  # (batch, heads, S, k, dim)
+        outputs = ops.einsum("bhqk,bhqkd->bqhd", weights, retrieved)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("use_position_bias")
+        config.pop("num_position_buckets")
+        config.pop("max_position_distance")
+        config.update(
+            {
+                "memory_size": self.memory_size,
+                "num_neighbors": self.num_neighbors,
+                "chunk_size": self.chunk_size,
+            }
+        )
+        return config
