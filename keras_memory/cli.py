@@ -51,8 +51,19 @@ def _add_model(parser):
     parser.add_argument(
         "--kind",
         default="xl",
-        choices=("xl", "local"),
-        help="Memory kind: xl (sliding window + Transformer-XL cache) or local (no cache).",
+        choices=("xl", "local", "memorizing"),
+        help="Memory kind: xl (sliding window + Transformer-XL cache), local (no cache) or "
+        "memorizing (xl plus one kNN-memory layer).",
+    )
+    parser.add_argument(
+        "--memory-size",
+        type=int,
+        default=8192,
+        help="kNN memory entries per row and head (--kind memorizing); a multiple of the "
+        "segment length.",
+    )
+    parser.add_argument(
+        "--num-neighbors", type=int, default=32, help="Entries retrieved per query (memorizing)."
     )
     parser.add_argument("--preset", default="tiny", help="Model preset (tiny, small_d512, ...).")
     parser.add_argument("--segment-length", type=int, help="Tokens per segment (preset's).")
@@ -234,6 +245,7 @@ def train(args):
         "data": args.data,
         "max_documents": args.max_documents,
         "precision": args.precision,
+        "tokenizer": args.tokenizer,
     }
     model, progress = load_checkpoint(args.workdir)
     if model is not None and not args.resume:
@@ -245,6 +257,15 @@ def train(args):
         raise SystemExit(
             f"--segment-length {segment} is not a multiple of --window-length {window}."
         )
+    memory_options = {}
+    if args.kind == "memorizing":
+        if args.memory_size % segment or args.num_neighbors > args.memory_size:
+            raise SystemExit(
+                f"--memory-size {args.memory_size} must be a multiple of the segment length "
+                f"{segment} and >= --num-neighbors {args.num_neighbors}."
+            )
+        memory_options = {"memory_size": args.memory_size, "num_neighbors": args.num_neighbors}
+        run_config.update(memory_options)
     resuming = args.resume and model is not None
     if resuming:
         if progress.get("run_config") != run_config:
@@ -267,6 +288,7 @@ def train(args):
             dtype=args.precision,
             window_length=window,
             vocab_size=tokenizer.vocab_size,
+            **memory_options,
         )
         model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))
         first_step = 0
@@ -381,6 +403,7 @@ def demo(args):
         run.learning_rate, run.checkpoint_every, run.resume = 3e-3, 0, True
         run.max_steps, run.recall_task = args.eval_steps, None
         run.tokenizer, run.vocab_size = "bytes", None
+        run.memory_size, run.num_neighbors = 8192, 32
         started = time.time()
         model = train(run)
         from keras_memory.training import load_checkpoint

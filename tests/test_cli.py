@@ -166,3 +166,29 @@ def test_subword_tokenizer_is_trained_saved_and_reused(corpus, tmp_path, capsys,
         ]
     )
     assert capsys.readouterr().out.startswith("beta")
+
+
+def test_memorizing_kind_trains_and_checks_its_memory_size(corpus, tmp_path):
+    workdir = str(tmp_path / "memorizing")
+    main(
+        train_args(
+            corpus,
+            workdir,
+            2,
+            "--kind",
+            "memorizing",
+            "--memory-size",
+            "64",
+            "--num-neighbors",
+            "4",
+        )
+    )
+    model, progress = load_checkpoint(workdir)
+    assert progress["run_config"]["memory_size"] == 64
+    assert type(model.blocks[-1].attention).__name__ == "KNNAttention"
+    with pytest.raises(SystemExit, match="multiple of the segment length"):
+        main(
+            train_args(
+                corpus, str(tmp_path / "bad"), 2, "--kind", "memorizing", "--memory-size", "50"
+            )
+        )

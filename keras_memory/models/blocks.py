@@ -1,9 +1,15 @@
 """Stacks of transformer blocks for each kind of memory model."""
 
+from keras_memory.layers.knn_attention import KNNAttention
 from keras_memory.layers.transformer_block import TransformerBlock
 from keras_memory.layers.xl_attention import XLAttention
 
-MODEL_KINDS = ("local", "xl")
+MODEL_KINDS = ("local", "xl", "memorizing")
+
+
+def default_memory_layer(num_layers):
+    """meliad's position of the memory layer: two thirds up (layer 8 of 12)."""
+    return min(num_layers - 1, (2 * num_layers) // 3)
 
 
 def make_blocks(
@@ -17,13 +23,17 @@ def make_blocks(
     stateful=False,
     dropout=0.0,
     dtype=None,
+    memory_size=8192,
+    num_neighbors=32,
+    memory_layer=None,
     **attention_options,
 ):
     """Builds the list of blocks of a `kind` model.
 
     Args:
         kind: str. `"xl"` (sliding window + Transformer-XL cache in every
-            layer) or `"local"` (sliding window, no cache: the baseline).
+            layer), `"local"` (sliding window, no cache: the baseline) or
+            `"memorizing"` (`"xl"` with one `KNNAttention` layer).
         num_layers: int. Number of blocks.
         num_heads: int. Attention heads per layer.
         head_dim: int. Size of each head.
@@ -32,6 +42,10 @@ def make_blocks(
         stateful: bool. Stateful blocks for `model.fit`.
         dropout: float. Residual dropout.
         dtype: dtype policy of the blocks.
+        memory_size: int. kNN memory entries per (row, head) (memorizing).
+        num_neighbors: int. Entries retrieved per query (memorizing).
+        memory_layer: int or None. Index of the kNN layer (memorizing);
+            defaults to `default_memory_layer(num_layers)`.
         **attention_options: passed to every `XLAttention`
             (`include_self`, `normalize_keys`, `use_position_bias`, ...).
 
@@ -40,22 +54,40 @@ def make_blocks(
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"`kind` must be one of {MODEL_KINDS}; got {kind!r}.")
-    return [
-        TransformerBlock(
-            attention=XLAttention(
+    if memory_layer is None:
+        memory_layer = default_memory_layer(num_layers)
+    if kind == "memorizing" and not 0 <= memory_layer < num_layers:
+        raise ValueError(f"`memory_layer` must be in [0, {num_layers}); got {memory_layer}.")
+    blocks = []
+    for i in range(num_layers):
+        common = dict(stateful=stateful, dtype=dtype, name=f"attention_{i}")
+        if kind == "memorizing" and i == memory_layer:
+            options = {k: v for k, v in attention_options.items() if k != "use_position_bias"}
+            attention = KNNAttention(
                 num_heads,
                 head_dim,
                 window_length,
-                use_cache=kind == "xl",
-                stateful=stateful,
-                dtype=dtype,
-                name=f"attention_{i}",
+                memory_size=memory_size,
+                num_neighbors=num_neighbors,
+                **common,
+                **options,
+            )
+        else:
+            attention = XLAttention(
+                num_heads,
+                head_dim,
+                window_length,
+                use_cache=kind != "local",
+                **common,
                 **attention_options,
-            ),
-            intermediate_dim=intermediate_dim,
-            dropout=dropout,
-            dtype=dtype,
-            name=f"block_{i}",
+            )
+        blocks.append(
+            TransformerBlock(
+                attention=attention,
+                intermediate_dim=intermediate_dim,
+                dropout=dropout,
+                dtype=dtype,
+                name=f"block_{i}",
+            )
         )
-        for i in range(num_layers)
-    ]
+    return blocks

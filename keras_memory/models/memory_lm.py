@@ -117,7 +117,7 @@ class MemoryLM(keras.Model):
         Args:
             preset: str. Preset name (`"tiny"`, `"small_d512"`,
                 `"medium_150m"`).
-            kind: str. Memory kind: `"xl"` or `"local"`.
+            kind: str. Memory kind: `"xl"`, `"local"` or `"memorizing"`.
             stateful: bool. Keep memory in variables for `model.fit`.
             dtype: dtype policy, e.g. `"mixed_bfloat16"`.
             **overrides: any preset key (`vocab_size`, `window_length`, ...)

@@ -164,3 +164,29 @@ def test_bad_inputs_name_the_argument():
     stateful.compile()
     with pytest.raises(ValueError, match="out of order"):
         stateful.fit(make_stream(), shuffle=True, verbose=0)
+
+
+def test_memorizing_model_has_one_knn_layer_and_round_trips(tmp_path):
+    from keras_memory.layers import KNNAttention
+
+    model = small_model("memorizing", num_layers=3, memory_size=4 * W, num_neighbors=4)
+    kinds = [type(b.attention).__name__ for b in model.blocks]
+    assert kinds == ["XLAttention", "XLAttention", "KNNAttention"]
+    first, state = model({"tokens": tokens(2, 2 * W), "reset": starts(True, True)})
+    x = {"tokens": tokens(2, 2 * W, 1), "reset": starts(False, True)}
+    expected, _ = model(x, state=state)
+    path = os.path.join(tmp_path, "memorizing.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.blocks[2].attention, KNNAttention)
+    got, _ = loaded(x, state=state)
+    np.testing.assert_allclose(to_numpy(got), to_numpy(expected), atol=1e-5)
+
+
+def test_stateful_memorizing_model_fits():
+    model = small_model("memorizing", stateful=True, memory_size=4 * W, num_neighbors=4)
+    model.compile(optimizer=keras.optimizers.AdamW(3e-3))
+    history = model.fit(make_stream(), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    memory = model.blocks[-1].attention.read_state()
+    assert to_numpy(memory["memory_valid"]).sum() > 0
