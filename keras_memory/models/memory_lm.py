@@ -231,34 +231,36 @@ class MemoryLM(keras.Model):
                     "stream instead (SegmentStream(seed=...))."
                 )
             shuffle = False
-        self._build_stateful_from(x)
+        self.build_from_data(x)
         return super().fit(x, y, *args, shuffle=True if shuffle is None else shuffle, **kwargs)
 
     def evaluate(self, x=None, *args, **kwargs):
-        self._build_stateful_from(x)
+        self.build_from_data(x)
         return super().evaluate(x, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._build_stateful_from(x)
+        self.build_from_data(x)
         return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x=None, *args, **kwargs):
-        self._build_stateful_from(x)
+        self.build_from_data(x)
         return super().train_on_batch(x, *args, **kwargs)
 
     def test_on_batch(self, x=None, *args, **kwargs):
-        self._build_stateful_from(x)
+        self.build_from_data(x)
         return super().test_on_batch(x, *args, **kwargs)
 
     def predict_on_batch(self, x):
-        self._build_stateful_from(x)
+        self.build_from_data(x)
         return super().predict_on_batch(x)
 
-    def _build_stateful_from(self, x):
-        """Builds a stateful model on the static batch shape of `x`'s first batch.
+    def build_from_data(self, x):
+        """Builds an unbuilt stateful model on the batch shape of `x`'s first batch.
 
-        Some backends' trainers trace the model on shapes with an unknown batch
-        size, but stateful memory needs the real one.
+        `x` is a `keras.utils.PyDataset` (e.g. `SegmentStream`), an inputs
+        dict or a token array. `fit`, `evaluate`, `predict` and the `*_on_batch`
+        methods call it: some backends' trainers trace the model with an
+        unknown batch size, but stateful memory needs the real one.
         """
         if not self.stateful or self.built:
             return

@@ -8,6 +8,31 @@ from keras import ops
 from keras_memory.data.byte_tokenizer import PAD_ID
 
 
+def stream_logits(model, stream, num_steps):
+    """Yields `(step, inputs, targets, logits)` for the first `num_steps` steps of `stream`.
+
+    Reads the stream in order from a fresh memory, exactly as in training: a
+    stateful model's memory is reset first and after (and the model is built
+    for the stream's batch if needed); a functional model's state is carried
+    from step to step. Logits come back as numpy arrays.
+    """
+    if model.stateful:
+        model.build_from_data(stream)
+        model.reset_state()
+    state = None
+    try:
+        for step in range(num_steps):
+            inputs, targets = stream[step]
+            if model.stateful:
+                logits = model.predict_on_batch(inputs)
+            else:
+                logits, state = model(inputs, state=state)
+            yield step, inputs, targets, ops.convert_to_numpy(logits)
+    finally:
+        if model.stateful:
+            model.reset_state()
+
+
 def evaluate_bits_per_token(model, stream, max_steps=None):
     """Mean bits per target token over `stream`, padding excluded.
 
@@ -26,24 +51,15 @@ def evaluate_bits_per_token(model, stream, max_steps=None):
         `steps`.
     """
     steps = len(stream) if max_steps is None else min(max_steps, len(stream))
-    if model.stateful:
-        model.reset_state()
-    state, total_nats, total_tokens = None, 0.0, 0
-    for step in range(steps):
-        inputs, targets = stream[step]
-        if model.stateful:
-            logits = model.predict_on_batch(inputs)
-        else:
-            logits, state = model(inputs, state=state)
-        logits = ops.convert_to_numpy(logits).astype(np.float64)
+    total_nats, total_tokens = 0.0, 0
+    for _, _, targets, logits in stream_logits(model, stream, steps):
+        logits = logits.astype(np.float64)
         mask = targets != PAD_ID
         log_norm = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1))
         log_norm += logits.max(-1)
         picked = np.take_along_axis(logits, targets[..., None], -1)[..., 0]
         total_nats += float(((log_norm - picked) * mask).sum())
         total_tokens += int(mask.sum())
-    if model.stateful:
-        model.reset_state()
     return {
         "bits_per_token": total_nats / max(total_tokens, 1) / math.log(2),
         "tokens": total_tokens,

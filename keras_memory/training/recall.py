@@ -1,11 +1,11 @@
 """Recall accuracy by fact-to-question distance on synthetic documents."""
 
 import numpy as np
-from keras import ops
 
 from keras_memory.data import synthetic
 from keras_memory.data.byte_tokenizer import ByteTokenizer
 from keras_memory.data.streaming import SegmentStream
+from keras_memory.training.evaluation import stream_logits
 
 
 def recall_stream(documents, segment_length, batch_size=1):
@@ -121,28 +121,15 @@ def evaluate_recall(model, documents, segment_length, batch_size=1):
     correct = np.zeros(len(positions), dtype=bool)
     steps = int(positions[:, 0].max()) + 1 if len(positions) else 0
     by_step = [np.flatnonzero(positions[:, 0] == step) for step in range(steps)]
-    if model.stateful:
-        if not model.built:
-            model.build({"tokens": (batch_size, segment_length), "reset": (batch_size,)})
-        model.reset_state()
-    state = None
-    for step in range(steps):
-        inputs, targets = stream[step]
-        if model.stateful:
-            logits = model.predict_on_batch(inputs)
-        else:
-            logits, state = model(inputs, state=state)
+    for step, _, targets, logits in stream_logits(model, stream, steps):
         picked = by_step[step]
         if not len(picked):
             continue
         _, rows, columns = positions[picked].T
         if not np.array_equal(targets[rows, columns], answers["tokens"][picked]):
             raise RuntimeError("Answer positions do not match the stream's targets.")
-        logits = ops.convert_to_numpy(logits)
         predicted = logits[rows, columns].argmax(-1)
         correct[picked] = predicted == answers["tokens"][picked]
-    if model.stateful:
-        model.reset_state()
 
     def summary(mask):
         spans = answers["spans"][mask]

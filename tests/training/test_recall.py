@@ -82,6 +82,9 @@ class OracleModel:
         picked = expected["tokens"] if self.shifted else targets
         return np.eye(259, dtype="float32")[picked]
 
+    def build_from_data(self, data):
+        pass  # Always built, like a MemoryLM after its first batch.
+
     def reset_state(self):
         self.step = 0
 
