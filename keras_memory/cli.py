@@ -65,6 +65,13 @@ def _add_model(parser):
     parser.add_argument(
         "--num-neighbors", type=int, default=32, help="Entries retrieved per query (memorizing)."
     )
+    parser.add_argument(
+        "--retrieval",
+        default="exact",
+        choices=("exact", "bucketed", "approx", "scann"),
+        help="kNN retrieval (memorizing): exact top-k on device, meliad's bucketed argmax, "
+        "the backend's approx_max_k, or a ScaNN index on the host.",
+    )
     parser.add_argument("--preset", default="tiny", help="Model preset (tiny, small_d512, ...).")
     parser.add_argument("--segment-length", type=int, help="Tokens per segment (preset's).")
     parser.add_argument("--window-length", type=int, help="Attention window (preset's).")
@@ -264,7 +271,11 @@ def train(args):
                 f"--memory-size {args.memory_size} must be a multiple of the segment length "
                 f"{segment} and >= --num-neighbors {args.num_neighbors}."
             )
-        memory_options = {"memory_size": args.memory_size, "num_neighbors": args.num_neighbors}
+        memory_options = {
+            "memory_size": args.memory_size,
+            "num_neighbors": args.num_neighbors,
+            "retrieval": args.retrieval,
+        }
         run_config.update(memory_options)
     resuming = args.resume and model is not None
     if resuming:
@@ -403,7 +414,7 @@ def demo(args):
         run.learning_rate, run.checkpoint_every, run.resume = 3e-3, 0, True
         run.max_steps, run.recall_task = args.eval_steps, None
         run.tokenizer, run.vocab_size = "bytes", None
-        run.memory_size, run.num_neighbors = 8192, 32
+        run.memory_size, run.num_neighbors, run.retrieval = 8192, 32, "exact"
         started = time.time()
         model = train(run)
         from keras_memory.training import load_checkpoint

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_memory.layers.xl_attention import XLAttention, zero_rows
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
-from keras_memory.ops.knn import exact_top_k, gather_memory
+from keras_memory.ops.knn import RETRIEVAL_METHODS, gather_memory, retrieve_top_k
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
@@ -27,7 +27,8 @@ class KNNAttention(XLAttention):
     one); entries are written without gradient, and a row with `reset=True`
     forgets its memory before retrieving. `memory_size` must be a multiple
     of the segment length, so a segment is written as one contiguous block.
-    Retrieval is exact top-k on device, chunked over the memory.
+    Retrieval is exact top-k on device by default, chunked over the memory;
+    see `retrieval` for the approximate methods.
 
     The state adds `memory_keys`, `memory_values` `(batch, memory_size,
     heads, head_dim)`, `memory_valid` `(batch, memory_size)` and the shared
@@ -39,6 +40,12 @@ class KNNAttention(XLAttention):
         window_length: int. Local attention window `W`.
         memory_size: int. Entries per (row, head). Defaults to 8192.
         num_neighbors: int. `k`, entries retrieved per query. Defaults to 32.
+        retrieval: str. How the `k` entries are found: `"exact"` (top-k on
+            device, chunked), `"bucketed"` (meliad's strided argmax, one pass,
+            approximate), `"approx"` (`jax.lax.approx_max_k` /
+            `tf.math.approx_max_k`; exact on torch) or `"scann"` (a ScaNN index
+            on the host, for memories too large for the device and for
+            inference; not on TPU cores). Defaults to `"exact"`.
         use_cache: bool. Carry the XL cache. Defaults to True.
         include_self: bool. See `XLAttention`.
         normalize_keys: bool. See `XLAttention`; the memory holds normalised
@@ -77,6 +84,7 @@ class KNNAttention(XLAttention):
         window_length,
         memory_size=8192,
         num_neighbors=32,
+        retrieval="exact",
         use_cache=True,
         include_self=False,
         normalize_keys=True,
@@ -105,12 +113,20 @@ class KNNAttention(XLAttention):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive int; got {value!r}.")
+        if retrieval not in RETRIEVAL_METHODS:
+            raise ValueError(f"`retrieval` must be one of {RETRIEVAL_METHODS}; got {retrieval!r}.")
+        if retrieval == "bucketed" and memory_size % num_neighbors:
+            raise ValueError(
+                f"retrieval='bucketed' needs `memory_size` ({memory_size}) to be a multiple "
+                f"of `num_neighbors` ({num_neighbors})."
+            )
         if num_neighbors > memory_size:
             raise ValueError(
                 f"`num_neighbors` ({num_neighbors}) must be <= `memory_size` ({memory_size})."
             )
         self.memory_size = memory_size
         self.num_neighbors = num_neighbors
+        self.retrieval = retrieval
         self.chunk_size = chunk_size
 
     def build(self, input_shape):
@@ -170,8 +186,13 @@ class KNNAttention(XLAttention):
 
     def _memory_attention(self, queries, memory_keys, memory_values, memory_valid):
         """Softmax over the `k` best memory entries of each query: `(batch, S, heads, dim)`."""
-        scores, indices = exact_top_k(
-            queries, memory_keys, memory_valid, self.num_neighbors, self.chunk_size
+        scores, indices = retrieve_top_k(
+            self.retrieval,
+            queries,
+            memory_keys,
+            memory_valid,
+            self.num_neighbors,
+            self.chunk_size,
         )
         found = scores > MASKED_LOGIT / 2
         if self.normalize_keys:
@@ -190,6 +211,7 @@ class KNNAttention(XLAttention):
             {
                 "memory_size": self.memory_size,
                 "num_neighbors": self.num_neighbors,
+                "retrieval": self.retrieval,
                 "chunk_size": self.chunk_size,
             }
         )

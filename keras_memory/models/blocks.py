@@ -25,6 +25,7 @@ def make_blocks(
     dtype=None,
     memory_size=8192,
     num_neighbors=32,
+    retrieval="exact",
     memory_layer=None,
     **attention_options,
 ):
@@ -44,6 +45,7 @@ def make_blocks(
         dtype: dtype policy of the blocks.
         memory_size: int. kNN memory entries per (row, head) (memorizing).
         num_neighbors: int. Entries retrieved per query (memorizing).
+        retrieval: str. `KNNAttention` retrieval method (memorizing).
         memory_layer: int or None. Index of the kNN layer (memorizing);
             defaults to `default_memory_layer(num_layers)`.
         **attention_options: passed to every `XLAttention`
@@ -69,6 +71,7 @@ def make_blocks(
                 window_length,
                 memory_size=memory_size,
                 num_neighbors=num_neighbors,
+                retrieval=retrieval,
                 **common,
                 **options,
             )

@@ -1,7 +1,15 @@
 """The functional core: pure `keras.ops` functions the layers compose."""
 
 from keras_memory.ops.attention import safe_softmax, sliding_window_attention
-from keras_memory.ops.knn import exact_top_k, gather_memory
+from keras_memory.ops.knn import (
+    RETRIEVAL_METHODS,
+    approx_top_k,
+    bucketed_top_k,
+    exact_top_k,
+    gather_memory,
+    retrieve_top_k,
+    scann_top_k,
+)
 from keras_memory.ops.masks import window_mask
 from keras_memory.ops.normalization import l2_normalize
 from keras_memory.ops.position_bias import (
@@ -10,6 +18,11 @@ from keras_memory.ops.position_bias import (
 )
 
 __all__ = [
+    "RETRIEVAL_METHODS",
+    "approx_top_k",
+    "bucketed_top_k",
+    "retrieve_top_k",
+    "scann_top_k",
     "exact_top_k",
     "gather_memory",
     "l2_normalize",

@@ -24,28 +24,14 @@ def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
         `(scores, indices)`: float32 `(batch, heads, queries, k)` and int32
         indices into the memory axis, best first.
     """
-    memory_size = memory_keys.shape[1]
-    if k > memory_size:
-        raise ValueError(f"`k` ({k}) must be <= the memory size ({memory_size}).")
-    best_scores, best_indices = None, None
-    for start in range(0, memory_size, chunk_size):
-        stop = min(start + chunk_size, memory_size)
-        scores = ops.einsum(
-            "bqhd,bmhd->bhqm", queries, ops.cast(memory_keys[:, start:stop], queries.dtype)
-        )
-        scores = ops.cast(scores, "float32")
-        valid = ops.reshape(memory_valid[:, start:stop], (-1, 1, 1, stop - start))
-        scores = ops.where(valid, scores, MASKED_LOGIT)
-        top_scores, top_indices = ops.top_k(scores, min(k, stop - start))
-        top_indices = ops.cast(top_indices, "int32") + start
-        if best_scores is None:
-            best_scores, best_indices = top_scores, top_indices
-            continue
-        merged_scores = ops.concatenate([best_scores, top_scores], axis=-1)
-        merged_indices = ops.concatenate([best_indices, top_indices], axis=-1)
-        best_scores, order = ops.top_k(merged_scores, k)
-        best_indices = ops.take_along_axis(merged_indices, order, axis=-1)
-    return best_scores, best_indices
+    return _chunked_top_k(
+        queries,
+        memory_keys,
+        memory_valid,
+        k,
+        chunk_size,
+        lambda scores, n: ops.top_k(scores, n),
+    )
 
 
 def gather_memory(memory, indices):
@@ -55,3 +41,114 @@ def gather_memory(memory, indices):
     flat = ops.reshape(indices, (batch, heads, num_queries * k, 1))
     gathered = ops.take_along_axis(per_head, flat, axis=2)
     return ops.reshape(gathered, (batch, heads, num_queries, k, memory.shape[-1]))
+
+
+def bucketed_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
+    """meliad's approximate top-k: the best entry of each of `k` strided buckets.
+
+    Bucket `j` holds the memory entries whose index is `j` modulo `k`; each
+    query gets the highest-scoring entry of every bucket. It costs one
+    max/argmax pass instead of a sort, and finds the true top-k whenever no
+    two of them share a bucket. `memory` must be a multiple of `k`.
+
+    Args and returns: as `exact_top_k` (results are not sorted).
+    """
+    memory_size = memory_keys.shape[1]
+    if memory_size % k:
+        raise ValueError(
+            f"retrieval='bucketed' needs a memory size ({memory_size}) that is a multiple "
+            f"of `k` ({k})."
+        )
+    chunk_size = max(k, chunk_size // k * k)
+    best_scores, best_indices = None, None
+    for start in range(0, memory_size, chunk_size):
+        stop = min(start + chunk_size, memory_size)
+        scores = _chunk_scores(queries, memory_keys, memory_valid, start, stop)
+        shape = ops.shape(scores)
+        strided = ops.reshape(scores, (*shape[:-1], (stop - start) // k, k))
+        top_scores = ops.max(strided, axis=-2)
+        top_indices = ops.cast(ops.argmax(strided, axis=-2), "int32") * k + start
+        top_indices = top_indices + ops.arange(k, dtype="int32")
+        if best_scores is None:
+            best_scores, best_indices = top_scores, top_indices
+            continue
+        better = top_scores > best_scores
+        best_scores = ops.where(better, top_scores, best_scores)
+        best_indices = ops.where(better, top_indices, best_indices)
+    return best_scores, best_indices
+
+
+def approx_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
+    """Top-k by the backend's approximate kernel per chunk, merged exactly.
+
+    `jax.lax.approx_max_k` / `tf.math.approx_max_k` (see
+    `keras_memory.backend.approx_max_k`); exact on backends without one.
+
+    Args and returns: as `exact_top_k`.
+    """
+    from keras_memory.backend import approx_max_k
+
+    return _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, approx_max_k)
+
+
+def scann_top_k(queries, memory_keys, memory_valid, k):
+    """Top-k found by ScaNN on the host, scored exactly on device.
+
+    See `keras_memory.backend.scann_search`. Args and returns: as
+    `exact_top_k` (missing neighbours score `MASKED_LOGIT`).
+    """
+    from keras_memory.backend import scann_search
+
+    queries = ops.convert_to_tensor(queries)
+    ids = ops.stop_gradient(
+        scann_search(ops.stop_gradient(queries), memory_keys, ops.cast(memory_valid, "bool"), k)
+    )
+    found = ids >= 0
+    indices = ops.where(found, ids, 0)
+    keys = gather_memory(memory_keys, indices)  # (batch, heads, queries, k, dim)
+    scores = ops.einsum("bqhd,bhqkd->bhqk", queries, ops.cast(keys, queries.dtype))
+    return ops.where(found, ops.cast(scores, "float32"), MASKED_LOGIT), indices
+
+
+RETRIEVAL_METHODS = ("exact", "bucketed", "approx", "scann")
+
+
+def retrieve_top_k(method, queries, memory_keys, memory_valid, k, chunk_size=8192):
+    """Dispatches to `exact_top_k`, `bucketed_top_k`, `approx_top_k` or `scann_top_k`."""
+    if method == "exact":
+        return exact_top_k(queries, memory_keys, memory_valid, k, chunk_size)
+    if method == "bucketed":
+        return bucketed_top_k(queries, memory_keys, memory_valid, k, chunk_size)
+    if method == "approx":
+        return approx_top_k(queries, memory_keys, memory_valid, k, chunk_size)
+    if method == "scann":
+        return scann_top_k(queries, memory_keys, memory_valid, k)
+    raise ValueError(f"`retrieval` must be one of {RETRIEVAL_METHODS}; got {method!r}.")
+
+
+def _chunk_scores(queries, memory_keys, memory_valid, start, stop):
+    scores = ops.einsum(
+        "bqhd,bmhd->bhqm", queries, ops.cast(memory_keys[:, start:stop], queries.dtype)
+    )
+    valid = ops.reshape(memory_valid[:, start:stop], (-1, 1, 1, stop - start))
+    return ops.where(valid, ops.cast(scores, "float32"), MASKED_LOGIT)
+
+
+def _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, top_k_fn):
+    memory_size = memory_keys.shape[1]
+    if k > memory_size:
+        raise ValueError(f"`k` ({k}) must be <= the memory size ({memory_size}).")
+    best_scores, best_indices = None, None
+    for start in range(0, memory_size, chunk_size):
+        stop = min(start + chunk_size, memory_size)
+        scores = _chunk_scores(queries, memory_keys, memory_valid, start, stop)
+        top_scores, top_indices = top_k_fn(scores, min(k, stop - start))
+        top_indices = ops.cast(top_indices, "int32") + start
+        if best_scores is None:
+            best_scores, best_indices = top_scores, top_indices
+            continue
+        merged_scores = ops.concatenate([best_scores, top_scores], axis=-1)
+        merged_indices = ops.concatenate([best_indices, top_indices], axis=-1)
+        best_scores, order = ops.top_k(merged_scores, k)
+        best_indices = ops.take_along_axis(merged_indices, order, axis=-1)
+    return best_scores, best_indices

@@ -183,8 +183,11 @@ def test_memorizing_model_has_one_knn_layer_and_round_trips(tmp_path):
     np.testing.assert_allclose(to_numpy(got), to_numpy(expected), atol=1e-5)
 
 
-def test_stateful_memorizing_model_fits():
-    model = small_model("memorizing", stateful=True, memory_size=4 * W, num_neighbors=4)
+@pytest.mark.parametrize("retrieval", ["exact", "scann"])
+def test_stateful_memorizing_model_fits(retrieval):
+    model = small_model(
+        "memorizing", stateful=True, memory_size=4 * W, num_neighbors=4, retrieval=retrieval
+    )
     model.compile(optimizer=keras.optimizers.AdamW(3e-3))
     history = model.fit(make_stream(), epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))

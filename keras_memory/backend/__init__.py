@@ -1,0 +1,9 @@
+"""The only place that touches jax, tensorflow, torch or scann directly.
+
+Everything else in keras-memory is `keras.ops`; what a backend offers beyond
+it (approximate top-k kernels, host calls for ScaNN) lives here.
+"""
+
+from keras_memory.backend.retrieval import approx_max_k, scann_search
+
+__all__ = ["approx_max_k", "scann_search"]
