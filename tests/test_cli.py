@@ -103,6 +103,9 @@ def test_errors_are_one_clear_line_and_nonzero(corpus, tmp_path, capsys):
         main(train_args(corpus, workdir, 4, "--resume", "--seed", "7"))
     with pytest.raises(SystemExit, match="No checkpoint"):
         main(["evaluate", "--workdir", str(tmp_path / "empty")])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--max-documents", "0", "--workdir", str(tmp_path / "none")])
+    assert exit_info.value.code == 2 and "`documents` is empty" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="not a multiple"):
         main(train_args(corpus, str(tmp_path / "r2"), 2, "--segment-length", "40"))
 
