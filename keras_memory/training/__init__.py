@@ -6,6 +6,7 @@ from keras_memory.training.checkpoints import (
     save_checkpoint,
 )
 from keras_memory.training.evaluation import evaluate_bits_per_token
+from keras_memory.training.memory_state import load_memory_state, save_memory_state
 from keras_memory.training.recall import evaluate_recall, recall_by_distance
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "evaluate_bits_per_token",
     "evaluate_recall",
     "load_checkpoint",
+    "load_memory_state",
     "recall_by_distance",
     "save_checkpoint",
+    "save_memory_state",
 ]
