@@ -51,9 +51,10 @@ def _add_model(parser):
     parser.add_argument(
         "--kind",
         default="xl",
-        choices=("xl", "local", "memorizing"),
-        help="Memory kind: xl (sliding window + Transformer-XL cache), local (no cache) or "
-        "memorizing (xl plus one kNN-memory layer).",
+        choices=("xl", "local", "memorizing", "memorizing_dense"),
+        help="Memory kind: xl (sliding window + Transformer-XL cache), local (no cache), "
+        "memorizing (xl plus one kNN-memory layer) or memorizing_dense (xl plus one dense-KV "
+        "memory layer).",
     )
     parser.add_argument(
         "--memory-size",
@@ -265,7 +266,7 @@ def train(args):
             f"--segment-length {segment} is not a multiple of --window-length {window}."
         )
     memory_options = {}
-    if args.kind == "memorizing":
+    if args.kind in ("memorizing", "memorizing_dense"):
         if args.memory_size % segment or args.num_neighbors > args.memory_size:
             raise SystemExit(
                 f"--memory-size {args.memory_size} must be a multiple of the segment length "

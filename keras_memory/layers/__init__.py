@@ -1,5 +1,6 @@
 """Keras layers, one class per module."""
 
+from keras_memory.layers.dense_kv_attention import DenseKVAttention
 from keras_memory.layers.feed_forward import FeedForward
 from keras_memory.layers.knn_attention import KNNAttention
 from keras_memory.layers.memory_layer import MemoryLayer
@@ -8,6 +9,7 @@ from keras_memory.layers.transformer_block import TransformerBlock
 from keras_memory.layers.xl_attention import XLAttention
 
 __all__ = [
+    "DenseKVAttention",
     "FeedForward",
     "KNNAttention",
     "MemoryLayer",

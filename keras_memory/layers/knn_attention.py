@@ -3,9 +3,10 @@
 import keras
 from keras import ops
 
-from keras_memory.layers.xl_attention import XLAttention, zero_rows
+from keras_memory.layers.xl_attention import XLAttention
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
 from keras_memory.ops.knn import RETRIEVAL_METHODS, gather_memory, retrieve_top_k
+from keras_memory.ops.ring_buffer import forget_rows, write_segment
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
@@ -156,31 +157,19 @@ class KNNAttention(XLAttention):
         queries, keys, values = self.project_qkv(x)
         local, new_state = self.local_attention(queries, keys, values, state, reset)
 
-        keep = ops.logical_not(reset)
-        memory_keys = zero_rows(state["memory_keys"], keep)
-        memory_values = zero_rows(state["memory_values"], keep)
-        memory_valid = ops.logical_and(keep[:, None], state["memory_valid"] > 0)
+        memory_keys, memory_values, memory_valid = forget_rows(
+            state["memory_keys"], state["memory_values"], state["memory_valid"], reset
+        )
         remembered = self._memory_attention(queries, memory_keys, memory_values, memory_valid)
         gate = ops.reshape(ops.sigmoid(self.memory_gate), (1, 1, self.num_heads, 1))
         gate = ops.cast(gate, local.dtype)
         outputs = (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
 
-        pointer = ops.cast(state["memory_pointer"], "int32")
+        written = write_segment(
+            memory_keys, memory_values, memory_valid, state["memory_pointer"], keys, values
+        )
         new_state.update(
-            {
-                "memory_keys": ops.slice_update(
-                    memory_keys, (0, pointer, 0, 0), ops.cast(keys, "float32")
-                ),
-                "memory_values": ops.slice_update(
-                    memory_values, (0, pointer, 0, 0), ops.cast(values, "float32")
-                ),
-                "memory_valid": ops.slice_update(
-                    ops.cast(memory_valid, "int32"),
-                    (0, pointer),
-                    ops.ones((ops.shape(x)[0], ops.shape(x)[1]), "int32"),
-                ),
-                "memory_pointer": (pointer + ops.shape(x)[1]) % self.memory_size,
-            }
+            zip(("memory_keys", "memory_values", "memory_valid", "memory_pointer"), written)
         )
         return self.project_output(outputs), new_state
 

@@ -1,10 +1,12 @@
 """Stacks of transformer blocks for each kind of memory model."""
 
+from keras_memory.layers.dense_kv_attention import DenseKVAttention
 from keras_memory.layers.knn_attention import KNNAttention
 from keras_memory.layers.transformer_block import TransformerBlock
 from keras_memory.layers.xl_attention import XLAttention
 
-MODEL_KINDS = ("local", "xl", "memorizing")
+MODEL_KINDS = ("local", "xl", "memorizing", "memorizing_dense")
+MEMORY_KINDS = ("memorizing", "memorizing_dense")
 
 
 def default_memory_layer(num_layers):
@@ -34,7 +36,8 @@ def make_blocks(
     Args:
         kind: str. `"xl"` (sliding window + Transformer-XL cache in every
             layer), `"local"` (sliding window, no cache: the baseline) or
-            `"memorizing"` (`"xl"` with one `KNNAttention` layer).
+            `"memorizing"` (`"xl"` with one `KNNAttention` layer) or
+            `"memorizing_dense"` (`"xl"` with one `DenseKVAttention` layer).
         num_layers: int. Number of blocks.
         num_heads: int. Attention heads per layer.
         head_dim: int. Size of each head.
@@ -58,12 +61,20 @@ def make_blocks(
         raise ValueError(f"`kind` must be one of {MODEL_KINDS}; got {kind!r}.")
     if memory_layer is None:
         memory_layer = default_memory_layer(num_layers)
-    if kind == "memorizing" and not 0 <= memory_layer < num_layers:
+    if kind in MEMORY_KINDS and not 0 <= memory_layer < num_layers:
         raise ValueError(f"`memory_layer` must be in [0, {num_layers}); got {memory_layer}.")
     blocks = []
     for i in range(num_layers):
         common = dict(stateful=stateful, dtype=dtype, name=f"attention_{i}")
-        if kind == "memorizing" and i == memory_layer:
+        if kind == "memorizing_dense" and i == memory_layer:
+            attention = DenseKVAttention(
+                num_heads,
+                head_dim,
+                memory_size=memory_size,
+                **common,
+                **{k: v for k, v in attention_options.items() if k != "use_position_bias"},
+            )
+        elif kind == "memorizing" and i == memory_layer:
             options = {k: v for k, v in attention_options.items() if k != "use_position_bias"}
             attention = KNNAttention(
                 num_heads,

@@ -193,3 +193,17 @@ def test_stateful_memorizing_model_fits(retrieval):
     assert np.all(np.isfinite(history.history["loss"]))
     memory = model.blocks[-1].attention.read_state()
     assert to_numpy(memory["memory_valid"]).sum() > 0
+
+
+def test_dense_memorizing_model_round_trips(tmp_path):
+    from keras_memory.layers import DenseKVAttention
+
+    model = small_model("memorizing_dense", memory_size=4 * W)
+    assert isinstance(model.blocks[-1].attention, DenseKVAttention)
+    _, state = model({"tokens": tokens(2, 2 * W), "reset": starts(True, True)})
+    x = {"tokens": tokens(2, 2 * W, 1), "reset": starts(False, True)}
+    expected, _ = model(x, state=state)
+    path = os.path.join(tmp_path, "dense.keras")
+    model.save(path)
+    got, _ = keras.saving.load_model(path)(x, state=state)
+    np.testing.assert_allclose(to_numpy(got), to_numpy(expected), atol=1e-5)

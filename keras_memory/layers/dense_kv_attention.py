@@ -1,0 +1,150 @@
+"""Dense-KV memory attention: one softmax over the whole memory and the segment."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_memory.layers.xl_attention import XLAttention
+from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
+from keras_memory.ops.ring_buffer import forget_rows, write_segment
+
+
+@keras.saving.register_keras_serializable(package="keras_memory")
+class DenseKVAttention(XLAttention):
+    """The Memorizing Transformer's "dense KV" variant (meliad `memory2`).
+
+    Instead of retrieving the top `k` entries, every query attends with one
+    joint softmax over all `memory_size` stored (key, value) pairs (no mask,
+    no position bias) and the keys of the current segment before it (causal;
+    itself excluded unless `include_self`). The memory is the same per-row,
+    per-head ring buffer as `KNNAttention`'s, written once per segment after
+    reading, without gradient, and forgotten on `reset`. There is no XL
+    cache: the memory covers the previous segments. Cost is O(S·(S + M)).
+
+    Args:
+        num_heads: int. Number of attention heads.
+        head_dim: int. Size of each head.
+        memory_size: int. Entries per (row, head); a multiple of the segment
+            length. Defaults to 32768 (meliad's default).
+        include_self: bool. Let a token attend to its own key. Defaults to
+            False.
+        normalize_keys: bool. See `XLAttention`.
+        stateful: bool. Keep the memory in variables for `model.fit`.
+        kernel_initializer: initializer of the projections.
+        **kwargs: base layer keyword arguments.
+
+    Call arguments:
+        x: float tensor `(batch, S, hidden_dim)`.
+        state: dict or None (functional form only).
+        reset: bool tensor `(batch,)` or None.
+        training: bool or None.
+
+    Returns:
+        Functional form: `(y, new_state)`; stateful form: `y`.
+
+    Example:
+    ```python
+    attention = keras_memory.layers.DenseKVAttention(4, 16, memory_size=512)
+    y, state = attention(np.random.rand(2, 128, 64).astype("float32"))
+    ```
+
+    References:
+        - [Wu et al., 2022](https://arxiv.org/abs/2203.08913)
+        - [meliad, memory2/dense_kv_memory.py](https://github.com/google-research/meliad)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        memory_size=32768,
+        include_self=False,
+        normalize_keys=True,
+        stateful=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        for key in ("window_length", "use_cache", "use_position_bias"):
+            kwargs.pop(key, None)
+        if not isinstance(memory_size, int) or memory_size < 1:
+            raise ValueError(f"`memory_size` must be a positive int; got {memory_size!r}.")
+        # The window only sizes XLAttention's (unused) cache; attention here is
+        # dense over the segment.
+        super().__init__(
+            num_heads,
+            head_dim,
+            window_length=1,
+            use_cache=False,
+            include_self=include_self,
+            normalize_keys=normalize_keys,
+            use_position_bias=False,
+            stateful=stateful,
+            kernel_initializer=kernel_initializer,
+            **kwargs,
+        )
+        self.memory_size = memory_size
+
+    def state_shapes(self, batch_size):
+        memory_shape = (batch_size, self.memory_size, self.num_heads, self.head_dim)
+        return {
+            "memory_keys": (memory_shape, "float32"),
+            "memory_values": (memory_shape, "float32"),
+            "memory_valid": ((batch_size, self.memory_size), "int32"),
+            "memory_pointer": ((), "int32"),
+        }
+
+    def call_with_state(self, x, state, reset, training):
+        length = x.shape[1]
+        if length is not None and self.memory_size % length:
+            raise ValueError(
+                f"Layer '{self.name}': `memory_size` ({self.memory_size}) must be a multiple "
+                f"of the segment length ({length}), so each segment is one block of the ring."
+            )
+        queries, keys, values = self.project_qkv(x)
+        memory_keys, memory_values, memory_valid = forget_rows(
+            state["memory_keys"], state["memory_values"], state["memory_valid"], reset
+        )
+        scale = (
+            ops.reshape(ops.abs(self.attention_scale), (1, -1, 1, 1))
+            if self.normalize_keys
+            else 1.0
+        )
+        memory_logits = ops.einsum("bqhd,bmhd->bhqm", queries, ops.cast(memory_keys, queries.dtype))
+        memory_logits = ops.where(
+            memory_valid[:, None, None, :],
+            ops.cast(memory_logits, "float32") * scale,
+            MASKED_LOGIT,
+        )
+        segment_logits = ops.einsum("bqhd,bkhd->bhqk", queries, keys)
+        causal = np.tril(np.ones((length, length), bool), k=0 if self.include_self else -1)
+        segment_logits = ops.where(
+            causal[None, None], ops.cast(segment_logits, "float32") * scale, MASKED_LOGIT
+        )
+        logits = ops.concatenate([memory_logits, segment_logits], axis=-1)
+        mask = logits > MASKED_LOGIT / 2
+        weights = safe_softmax(logits, mask)
+        memory_weights = ops.cast(weights[..., : self.memory_size], values.dtype)
+        segment_weights = ops.cast(weights[..., self.memory_size :], values.dtype)
+        outputs = ops.einsum(
+            "bhqm,bmhd->bqhd", memory_weights, ops.cast(memory_values, values.dtype)
+        ) + ops.einsum("bhqk,bkhd->bqhd", segment_weights, values)
+        written = write_segment(
+            memory_keys, memory_values, memory_valid, state["memory_pointer"], keys, values
+        )
+        new_state = dict(
+            zip(("memory_keys", "memory_values", "memory_valid", "memory_pointer"), written)
+        )
+        return self.project_output(outputs), new_state
+
+    def get_config(self):
+        config = super().get_config()
+        for key in (
+            "window_length",
+            "use_cache",
+            "use_position_bias",
+            "num_position_buckets",
+            "max_position_distance",
+        ):
+            config.pop(key)
+        config["memory_size"] = self.memory_size
+        return config

@@ -1,0 +1,38 @@
+"""A per-row ring buffer of keys and values with one shared write position."""
+
+from keras import ops
+
+
+def forget_rows(memory_keys, memory_values, memory_valid, reset):
+    """Clears the rows that start a document: `(keys, values, valid bool)`."""
+    keep = ops.logical_not(ops.cast(reset, "bool"))
+    keep_entries = ops.reshape(keep, (-1, 1, 1, 1))
+    return (
+        ops.where(keep_entries, memory_keys, ops.zeros_like(memory_keys)),
+        ops.where(keep_entries, memory_values, ops.zeros_like(memory_values)),
+        ops.logical_and(keep[:, None], memory_valid > 0),
+    )
+
+
+def write_segment(memory_keys, memory_values, memory_valid, pointer, keys, values):
+    """Writes one segment's keys and values at `pointer`, as one block.
+
+    Every row writes a segment per step, so one write position serves all
+    rows; the memory size must be a multiple of the segment length (checked
+    by the layers), so a block never wraps.
+
+    Returns:
+        `(keys, values, valid int32, next_pointer)`.
+    """
+    pointer = ops.cast(pointer, "int32")
+    length = ops.shape(keys)[1]
+    return (
+        ops.slice_update(memory_keys, (0, pointer, 0, 0), ops.cast(keys, memory_keys.dtype)),
+        ops.slice_update(memory_values, (0, pointer, 0, 0), ops.cast(values, memory_values.dtype)),
+        ops.slice_update(
+            ops.cast(memory_valid, "int32"),
+            (0, pointer),
+            ops.ones((ops.shape(keys)[0], length), "int32"),
+        ),
+        (pointer + length) % memory_keys.shape[1],
+    )
