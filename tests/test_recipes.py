@@ -22,8 +22,21 @@ def run_recipe(name, *args):
     )
 
 
-def test_fit_recipe_trains_and_reports_bits_per_token(tmp_path):
-    run = run_recipe("fit_xl.py", "--steps", "3", "--batch-size", "2", "--workdir", str(tmp_path))
+@pytest.mark.parametrize("kind", ["xl", "memorizing"])
+def test_fit_recipe_trains_and_reports_bits_per_token(tmp_path, kind):
+    run = run_recipe(
+        "fit.py",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--kind",
+        kind,
+        "--memory-size",
+        "1024",
+        "--workdir",
+        str(tmp_path),
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "bits_per_token" in run.stdout
     assert os.path.exists(tmp_path / "checkpoint.keras")

@@ -61,7 +61,7 @@ def _scann_host(queries, memory_keys, memory_valid, k):
                         training_sample_size=len(ids),
                     )
                     .score_ah(2, anisotropic_quantization_threshold=0.2)
-                    .reorder(max(128, 16 * n))
+                    .reorder(max(128, 16 * n, len(ids) // 500))
                     .build()
                 )
             found, _ = searcher.search_batched(
@@ -79,11 +79,15 @@ def scann_search(queries, memory_keys, memory_valid, k):
     (-1 where a row has fewer than `k` valid entries), which the caller
     gathers on device. The indices are rebuilt on every call, because the
     memory changes every segment: a tree index (sqrt(n) leaves, searching a
-    quarter, asymmetric hashing, exact re-ranking of max(128, 16k)
+    quarter, asymmetric hashing, exact re-ranking of max(128, 16k, n/500)
     candidates) from 2,048 valid entries up, brute force below. The
-    re-ranking depth is what buys recall: on 4,096 clustered entries, k = 8,
-    re-ranking 32 candidates gave recall 0.77 against exact, 128 gave 1.0.
-    Host calls do not run on TPU cores.
+    re-ranking depth is what buys recall, and it must grow with n: on 4,096
+    clustered entries (k = 8) re-ranking 32 candidates gave recall 0.77 and
+    128 gave 1.0; on 1M entries (k = 32) 512 gave 0.91 and 2,048 gave 0.995
+    (benchmarks/knn_retrieval.py). Rebuilding per call is slow (about 3 s per
+    65k-entry index on two CPU cores): ScaNN suits inference over memories
+    too large for the device, not training. Host calls do not run on TPU
+    cores.
     """
     batch, num_queries, heads, _ = queries.shape
     out_shape = (batch, heads, num_queries, k)

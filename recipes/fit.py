@@ -1,11 +1,13 @@
-"""Train a Transformer-XL (or local-only) LM with `model.fit` on long documents.
+"""Train a memory LM with `model.fit` on long documents: local, xl or memorizing.
 
 Each batch row reads one document's segments in order; the model is stateful,
-so its cache is carried from step to step inside `fit` and reset in-graph at
-every document start. Copy this file and change the corpus, preset or kind.
+so its memory (XL cache, kNN memory) is carried from step to step inside `fit`
+and reset in-graph at every document start. Copy this file and change the
+corpus, preset or kind.
 
-    python recipes/fit_xl.py --kind xl --steps 300
-    KERAS_BACKEND=torch python recipes/fit_xl.py --kind local --data ~/books
+    python recipes/fit.py --kind xl --steps 300
+    python recipes/fit.py --kind memorizing --memory-size 8192 --retrieval exact
+    KERAS_BACKEND=torch python recipes/fit.py --kind local --data ~/books
 """
 
 import argparse
@@ -13,18 +15,22 @@ import argparse
 import keras
 
 from keras_memory.data import SegmentStream, StepWindow, python_source_corpus, text_files_corpus
-from keras_memory.models import PRESETS, MemoryLM
+from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
 from keras_memory.training import CheckpointEvery, evaluate_bits_per_token
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", default="xl", choices=("xl", "local"))
+    parser.add_argument("--kind", default="xl", choices=MODEL_KINDS)
+    parser.add_argument("--memory-size", type=int, default=8192, help="memorizing kinds")
+    parser.add_argument(
+        "--retrieval", default="exact", help="memorizing: exact|bucketed|approx|scann"
+    )
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--data", default=None, help="Text folder; default: Python sources.")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workdir", default="workdir/recipe_fit_xl")
+    parser.add_argument("--workdir", default="workdir/recipe_fit")
     args = parser.parse_args()
 
     keras.utils.set_random_seed(0)
@@ -37,7 +43,12 @@ def main():
         validation_docs = python_source_corpus("validation", max_documents=20)
     stream = SegmentStream(train_docs.tokenize(), args.batch_size, segment_length, seed=0)
 
-    model = MemoryLM.from_preset(args.preset, kind=args.kind, stateful=True)
+    memory = {}
+    if args.kind.startswith("memorizing"):
+        memory = {"memory_size": args.memory_size}
+        if args.kind == "memorizing":
+            memory["retrieval"] = args.retrieval
+    model = MemoryLM.from_preset(args.preset, kind=args.kind, stateful=True, **memory)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3))  # padding-masked loss by default
     model.fit(
         StepWindow(stream, first_step=0, num_steps=args.steps),
