@@ -58,10 +58,10 @@ def _add_model(parser):
     )
     parser.add_argument(
         "--memory-size",
-        type=int,
+        type=_memory_size,
         default=8192,
-        help="kNN memory entries per row and head (--kind memorizing); a multiple of the "
-        "segment length.",
+        help="Memory entries per row and head (--kind memorizing*): a number or one of 8k, "
+        "32k, 64k, 262k; a multiple of the segment length.",
     )
     parser.add_argument(
         "--num-neighbors", type=int, default=32, help="Entries retrieved per query (memorizing)."
@@ -82,6 +82,19 @@ def _add_model(parser):
         choices=("float32", "mixed_bfloat16"),
         help="Keras dtype policy.",
     )
+
+
+def _memory_size(text):
+    from keras_memory.models.presets import MEMORY_SIZES
+
+    if text in MEMORY_SIZES:
+        return MEMORY_SIZES[text]
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an int or one of {sorted(MEMORY_SIZES)}; got {text!r}"
+        ) from None
 
 
 def build_parser():

@@ -195,3 +195,13 @@ def test_memorizing_kind_trains_and_checks_its_memory_size(corpus, tmp_path):
                 corpus, str(tmp_path / "bad"), 2, "--kind", "memorizing", "--memory-size", "50"
             )
         )
+
+
+def test_memory_sizes_by_name():
+    from keras_memory.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--memory-size", "64k"]).memory_size == 65536
+    assert parser.parse_args(["train", "--memory-size", "4096"]).memory_size == 4096
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--memory-size", "lots"])

@@ -40,3 +40,6 @@ PRESETS = {
         "segment_length": 4096,
     },
 }
+
+# kNN / dense-KV memory sizes of the Memorizing Transformer paper's experiments.
+MEMORY_SIZES = {"8k": 8192, "32k": 32768, "64k": 65536, "262k": 262144}
