@@ -42,26 +42,9 @@ import time
 import keras
 import numpy as np
 
+from keras_memory.backend.device import device_name
 from keras_memory.backend.retrieval import _scann_host
 from keras_memory.ops.knn import RETRIEVAL_METHODS, retrieve_top_k
-
-
-def device_name():
-    """The device the backend computes on: "cpu" or the name of its first GPU."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        dev = jax.devices()[0]
-        return "cpu" if dev.platform == "cpu" else dev.device_kind
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.config.experimental.get_device_details(gpus[0])["device_name"] if gpus else "cpu"
 
 
 def clustered_pair(seed, num_queries, memory, batch, heads, dim):

@@ -26,6 +26,7 @@ import time
 import keras
 import numpy as np
 
+from keras_memory.backend.device import device_name
 from keras_memory.models import PRESETS, MemoryLM
 
 # --preset d512: (preset, overrides, default batch size; 8 for the other presets)
@@ -34,24 +35,6 @@ PEER_NOTE = (
     "peer figures from shared/bench/README.md (lucidrains PyTorch packages, d512 L6 window "
     "512, 4 segments, batch 2), measured on 2 CPU cores, not in this run"
 )
-
-
-def device_name():
-    """The device the backend computes on: "cpu" or the name of its first GPU."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        dev = jax.devices()[0]
-        return "cpu" if dev.platform == "cpu" else dev.device_kind
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return tf.config.experimental.get_device_details(gpus[0])["device_name"] if gpus else "cpu"
 
 
 def sync(model):

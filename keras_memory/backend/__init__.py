@@ -4,6 +4,7 @@ Everything else in keras-memory is `keras.ops`; what a backend offers beyond
 it (approximate top-k kernels, host calls for ScaNN) lives here.
 """
 
+from keras_memory.backend.device import device_name
 from keras_memory.backend.retrieval import approx_max_k, scann_search
 
-__all__ = ["approx_max_k", "scann_search"]
+__all__ = ["approx_max_k", "device_name", "scann_search"]
