@@ -6,7 +6,12 @@ from keras import ops
 
 from keras_memory.layers.xl_attention import XLAttention
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
-from keras_memory.ops.ring_buffer import forget_rows, write_segment
+from keras_memory.ops.ring_buffer import (
+    check_segment_fits,
+    forget_rows,
+    memory_state_shapes,
+    write_segment,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
@@ -85,21 +90,13 @@ class DenseKVAttention(XLAttention):
         self.memory_size = memory_size
 
     def state_shapes(self, batch_size):
-        memory_shape = (batch_size, self.memory_size, self.num_heads, self.head_dim)
         return {
-            "memory_keys": (memory_shape, "float32"),
-            "memory_values": (memory_shape, "float32"),
-            "memory_valid": ((batch_size, self.memory_size), "int32"),
-            "memory_pointer": ((), "int32"),
+            **memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim),
         }
 
     def call_with_state(self, x, state, reset, training):
         length = x.shape[1]
-        if length is not None and self.memory_size % length:
-            raise ValueError(
-                f"Layer '{self.name}': `memory_size` ({self.memory_size}) must be a multiple "
-                f"of the segment length ({length}), so each segment is one block of the ring."
-            )
+        check_segment_fits(self.name, self.memory_size, length)
         queries, keys, values = self.project_qkv(x)
         memory_keys, memory_values, memory_valid = forget_rows(
             state["memory_keys"], state["memory_values"], state["memory_valid"], reset

@@ -36,3 +36,23 @@ def write_segment(memory_keys, memory_values, memory_valid, pointer, keys, value
         ),
         (pointer + length) % memory_keys.shape[1],
     )
+
+
+def memory_state_shapes(batch_size, memory_size, num_heads, head_dim):
+    """`{name: (shape, dtype)}` of a ring-buffer memory, for `MemoryLayer.state_shapes`."""
+    memory_shape = (batch_size, memory_size, num_heads, head_dim)
+    return {
+        "memory_keys": (memory_shape, "float32"),
+        "memory_values": (memory_shape, "float32"),
+        "memory_valid": ((batch_size, memory_size), "int32"),
+        "memory_pointer": ((), "int32"),
+    }
+
+
+def check_segment_fits(layer_name, memory_size, segment_length):
+    """Raises ValueError unless a segment is a whole block of the ring."""
+    if segment_length is not None and memory_size % segment_length:
+        raise ValueError(
+            f"Layer '{layer_name}': `memory_size` ({memory_size}) must be a multiple "
+            f"of the segment length ({segment_length}), so each segment is one block of the ring."
+        )
