@@ -14,7 +14,7 @@ import numpy as np
 from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
-def document_segments(tokens, segment_length):
+def document_segments(tokens, segment_length, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID):
     """Splits one document into `(inputs, targets)` segments.
 
     The model reads `[BOS] + tokens` and predicts `tokens + [EOS]`, so every
@@ -23,21 +23,27 @@ def document_segments(tokens, segment_length):
     Args:
         tokens: 1-D int array of the document's ids (no BOS/EOS).
         segment_length: int. Tokens per segment.
+        bos_id: int. Id read before the first token.
+        eos_id: int. Id predicted after the last token.
+        pad_id: int. Id of the inputs and targets past the document's end
+            (the loss ignores these targets).
 
     Returns:
         Two int32 arrays `(num_segments, segment_length)`, padded with
-        `PAD_ID`.
+        `pad_id`.
     """
     tokens = np.asarray(tokens, dtype=np.int32).reshape(-1)
-    sequence = np.concatenate([[BOS_ID], tokens, [EOS_ID]]).astype(np.int32)
+    sequence = np.concatenate([[bos_id], tokens, [eos_id]]).astype(np.int32)
     length = len(sequence) - 1
     num_segments = -(-length // segment_length)
-    padded = np.full(num_segments * segment_length + 1, PAD_ID, dtype=np.int32)
+    padded = np.full(num_segments * segment_length + 1, pad_id, dtype=np.int32)
     padded[: len(sequence)] = sequence
     inputs = padded[:-1].reshape(num_segments, segment_length)
     targets = padded[1:].reshape(num_segments, segment_length)
-    # Inputs past the document's end are padding too.
-    inputs = np.where(targets == PAD_ID, PAD_ID, inputs)
+    # Inputs past the document's end are padding too (by position, so a
+    # vocabulary whose EOS is also its padding id keeps its last token).
+    past_end = np.arange(num_segments * segment_length).reshape(inputs.shape) >= length
+    inputs = np.where(past_end, pad_id, inputs)
     return inputs, targets
 
 
@@ -60,6 +66,9 @@ class SegmentStream(keras.utils.PyDataset):
         segment_length: int. Tokens per segment.
         seed: int or None. Document-shuffle seed; None keeps the given order.
         vocab_size: int or None. If given, every id is checked against it.
+        bos_id, eos_id, pad_id: int. Special ids (see `document_segments`);
+            the defaults are `ByteTokenizer`'s. A keras-hub vocabulary passes
+            its own, e.g. GPT-2's `<|endoftext|>` (50256) for all three.
 
     Example:
     ```python
@@ -70,7 +79,17 @@ class SegmentStream(keras.utils.PyDataset):
     ```
     """
 
-    def __init__(self, documents, batch_size, segment_length, seed=None, vocab_size=None):
+    def __init__(
+        self,
+        documents,
+        batch_size,
+        segment_length,
+        seed=None,
+        vocab_size=None,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        pad_id=PAD_ID,
+    ):
         super().__init__()
         if batch_size < 1 or segment_length < 1:
             raise ValueError(
@@ -92,6 +111,7 @@ class SegmentStream(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.segment_length = segment_length
         self.seed = seed
+        self.special_ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id}
         self._epoch = 0
         self._rows = None
         self._layout()
@@ -134,8 +154,8 @@ class SegmentStream(keras.utils.PyDataset):
         if not 0 <= step < self._num_steps:
             raise IndexError(f"Step {step} is outside [0, {self._num_steps}).")
         shape = (self.batch_size, self.segment_length)
-        tokens = np.full(shape, PAD_ID, dtype=np.int32)
-        targets = np.full(shape, PAD_ID, dtype=np.int32)
+        tokens = np.full(shape, self.special_ids["pad_id"], dtype=np.int32)
+        targets = np.full(shape, self.special_ids["pad_id"], dtype=np.int32)
         reset = np.ones(self.batch_size, dtype=bool)
         for row in range(self.batch_size):
             doc_id, segment = self._index[step, row]
@@ -150,7 +170,9 @@ class SegmentStream(keras.utils.PyDataset):
         if doc_id not in self._cache:
             if len(self._cache) > 4 * self.batch_size:
                 self._cache.clear()
-            self._cache[doc_id] = document_segments(self.documents[doc_id], self.segment_length)
+            self._cache[doc_id] = document_segments(
+                self.documents[doc_id], self.segment_length, **self.special_ids
+            )
         return self._cache[doc_id]
 
     @property

@@ -3,5 +3,17 @@
 from keras_memory.models.blocks import MODEL_KINDS, make_blocks
 from keras_memory.models.memory_lm import MemoryLM
 from keras_memory.models.presets import MEMORY_SIZES, PRESETS
+from keras_memory.models.rebuild import rebuild_model
+from keras_memory.models.retrofit_lm import RetrofitLM
+from keras_memory.models.segment_lm import SegmentLM
 
-__all__ = ["MEMORY_SIZES", "MODEL_KINDS", "PRESETS", "MemoryLM", "make_blocks"]
+__all__ = [
+    "MEMORY_SIZES",
+    "MODEL_KINDS",
+    "PRESETS",
+    "MemoryLM",
+    "RetrofitLM",
+    "SegmentLM",
+    "make_blocks",
+    "rebuild_model",
+]

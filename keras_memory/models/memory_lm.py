@@ -3,19 +3,19 @@
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.models.blocks import make_blocks
 from keras_memory.models.presets import PRESETS
+from keras_memory.models.segment_lm import SegmentLM
 
 # Preset keys that describe the data, not the model.
 _DATA_KEYS = ("segment_length",)
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class MemoryLM(keras.Model):
+class MemoryLM(SegmentLM):
     """Decoder LM: tied embedding, a stack of memory blocks, final RMS norm.
 
     The model reads one segment of a long document per call. Its input is a
@@ -161,27 +161,6 @@ class MemoryLM(keras.Model):
         for block in self.blocks:
             block.reset_state()
 
-    def __call__(self, inputs, *args, **kwargs):
-        # Checks concrete (numpy) inputs before they reach a backend kernel,
-        # where an out-of-range id would be silently clipped or crash.
-        tokens = inputs.get("tokens") if isinstance(inputs, dict) else inputs
-        if isinstance(tokens, np.ndarray):
-            self.check_tokens(tokens)
-        return super().__call__(inputs, *args, **kwargs)
-
-    def check_tokens(self, tokens):
-        """Raises ValueError unless `tokens` is an int `(batch, S)` array in range."""
-        tokens = np.asarray(tokens)
-        if tokens.ndim != 2:
-            raise ValueError(f"`tokens` must have shape (batch, sequence); got {tokens.shape}.")
-        if not np.issubdtype(tokens.dtype, np.integer):
-            raise ValueError(f"`tokens` must be integers; got dtype {tokens.dtype}.")
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
-            raise ValueError(
-                f"`tokens` must lie in [0, vocab_size={self.vocab_size}); got "
-                f"values in [{tokens.min()}, {tokens.max()}]."
-            )
-
     def call(self, inputs, state=None, training=None):
         if isinstance(inputs, dict):
             tokens, reset = inputs["tokens"], inputs.get("reset")
@@ -216,82 +195,6 @@ class MemoryLM(keras.Model):
         logits = ops.matmul(x, ops.transpose(embeddings))
         logits = ops.cast(logits, "float32") / math.sqrt(self.hidden_dim)
         return logits if self.stateful else (logits, new_state)
-
-    def fit(self, x=None, y=None, *args, shuffle=None, **kwargs):
-        """`keras.Model.fit` that never shuffles the segments of a stateful model.
-
-        Keras shuffles batches by default, which would feed a document's
-        segments out of order; a stateful model reads them as given.
-        """
-        if self.stateful:
-            if shuffle:
-                raise ValueError(
-                    "`shuffle=True` would feed the segments of a document out of "
-                    "order to a stateful model; shuffle documents in the data "
-                    "stream instead (SegmentStream(seed=...))."
-                )
-            shuffle = False
-        self.build_from_data(x)
-        return super().fit(x, y, *args, shuffle=True if shuffle is None else shuffle, **kwargs)
-
-    def evaluate(self, x=None, *args, **kwargs):
-        self.build_from_data(x)
-        return super().evaluate(x, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        self.build_from_data(x)
-        return super().predict(x, *args, **kwargs)
-
-    def train_on_batch(self, x=None, *args, **kwargs):
-        self.build_from_data(x)
-        return super().train_on_batch(x, *args, **kwargs)
-
-    def test_on_batch(self, x=None, *args, **kwargs):
-        self.build_from_data(x)
-        return super().test_on_batch(x, *args, **kwargs)
-
-    def predict_on_batch(self, x):
-        self.build_from_data(x)
-        return super().predict_on_batch(x)
-
-    def build_from_data(self, x):
-        """Builds an unbuilt stateful model on the batch shape of `x`'s first batch.
-
-        `x` is a `keras.utils.PyDataset` (e.g. `SegmentStream`), an inputs
-        dict or a token array. `fit`, `evaluate`, `predict` and the `*_on_batch`
-        methods call it: some backends' trainers trace the model with an
-        unknown batch size, but stateful memory needs the real one.
-        """
-        if not self.stateful or self.built:
-            return
-        if isinstance(x, keras.utils.PyDataset):
-            first = x[0][0]
-        elif isinstance(x, dict) or isinstance(x, np.ndarray):
-            first = x
-        else:
-            raise ValueError(
-                "A stateful MemoryLM needs its batch size before training: call "
-                "`model.build({'tokens': (batch, segment), 'reset': (batch,)})` "
-                "or feed a keras_memory SegmentStream."
-            )
-        tokens = first["tokens"] if isinstance(first, dict) else first
-        self.build({"tokens": tuple(np.shape(tokens)), "reset": (np.shape(tokens)[0],)})
-
-    def compile(self, optimizer="adamw", loss=None, **kwargs):
-        """`keras.Model.compile` whose default loss ignores padding targets."""
-        if loss is None:
-            loss = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=self.pad_token_id
-            )
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips this for models that override `compile`; the saved
-        # config holds the resolved loss, so compiling from it is exact.
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def get_config(self):
         config = super().get_config()
