@@ -4,30 +4,12 @@ import numpy as np
 from keras import ops
 
 from keras_memory.data.byte_tokenizer import PAD_ID
+from keras_memory.models.rebuild import rebuild_model
 
 
 def functional_twin(model):
-    """Returns a non-stateful copy of `model` sharing its trained weights' values."""
-    if not model.stateful:
-        return model
-    config = _with_stateful(model.get_config(), False)
-    twin = type(model).from_config(config)
-    twin.build_from_config(model.get_build_config())
-    for target, source in zip(twin.trainable_weights, model.trainable_weights, strict=True):
-        target.assign(source)
-    return twin
-
-
-def _with_stateful(config, flag):
-    if isinstance(config, dict):
-        return {
-            key: flag if key == "stateful" else _with_stateful(value, flag)
-            for key, value in config.items()
-            if key != "build_config"
-        }
-    if isinstance(config, list):
-        return [_with_stateful(value, flag) for value in config]
-    return config
+    """Returns a non-stateful copy of `model` holding its trained weights' values."""
+    return rebuild_model(model, stateful=False)
 
 
 def generate(model, prompt, num_tokens, segment_length, temperature=1.0, top_k=None, seed=0):

@@ -1,0 +1,75 @@
+"""Copies of a trained model with another memory size or stateful flag."""
+
+from keras_memory.layers.memory_layer import MemoryLayer
+
+
+def rebuild_model(model, *, memory_size=None, stateful=None):
+    """Returns a copy of `model` with the same weights and a new, empty memory.
+
+    The memory is not a weight: its size and whether it lives in variables
+    (`stateful`) are free to change after training. A model trained with an
+    8k memory can be evaluated or fine-tuned with 64k this way, and a
+    stateful model trained with `fit` gets a functional twin for generation.
+
+    Args:
+        model: a built `MemoryLM` or `RetrofitLM` (e.g. from
+            `keras.saving.load_model`).
+        memory_size: int or None. New size of every kNN / dense-KV memory; it
+            must be a multiple of the segment length you will feed.
+        stateful: bool or None. New `stateful` flag of the model's layers.
+
+    Returns:
+        A new model of the same class, built, holding copies of `model`'s
+        weights; its memory starts empty (stateful copies are built for the
+        batch size of `model`). Returns `model` itself if nothing changes.
+
+    Example:
+    ```python
+    model = keras.saving.load_model("trained_with_8k.keras")
+    bigger = keras_memory.models.rebuild_model(model, memory_size=65536)
+    ```
+    """
+    changes = {}
+    if memory_size is not None:
+        if not isinstance(memory_size, int) or isinstance(memory_size, bool) or memory_size < 1:
+            raise ValueError(f"`memory_size` must be a positive int; got {memory_size!r}.")
+        changes["memory_size"] = memory_size
+    if stateful is not None:
+        if stateful is not model.stateful:
+            changes["stateful"] = bool(stateful)
+    if not changes:
+        return model
+    if not model.built:
+        raise ValueError("`model` must be built (called once or loaded) before it is rebuilt.")
+    config = _rewrite(model.get_config(), changes)
+    copy = type(model).from_config(config)
+    copy.build_from_config(model.get_build_config())
+    sources, targets = _weights(model), _weights(copy)
+    if len(sources) != len(targets):
+        raise ValueError("The rebuilt model's weights do not match the original's.")
+    for target, source in zip(targets, sources):
+        target.assign(source)
+    return copy
+
+
+def _rewrite(config, changes):
+    if isinstance(config, dict):
+        return {
+            key: changes[key] if key in changes else _rewrite(value, changes)
+            for key, value in config.items()
+            if key != "build_config"
+        }
+    if isinstance(config, list):
+        return [_rewrite(value, changes) for value in config]
+    return config
+
+
+def _weights(model):
+    """The model's weights without the memory-state variables, in order."""
+    state = {
+        id(variable)
+        for layer in model._flatten_layers()
+        if isinstance(layer, MemoryLayer)
+        for variable in (layer._state_variables or {}).values()
+    }
+    return [weight for weight in model.weights if id(weight) not in state]
