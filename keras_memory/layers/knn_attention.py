@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_memory.backend.scann_index import memory_index
 from keras_memory.layers.xl_attention import XLAttention
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
 from keras_memory.ops.knn import RETRIEVAL_METHODS, gather_memory, retrieve_top_k
@@ -51,7 +52,9 @@ class KNNAttention(XLAttention):
             approximate), `"approx"` (`jax.lax.approx_max_k` /
             `tf.math.approx_max_k`; exact on torch) or `"scann"` (a ScaNN index
             on the host, for memories too large for the device and for
-            inference; not on TPU cores). Defaults to `"exact"`.
+            inference; not on TPU cores). The layer's host indexes follow its
+            memory by dynamic updates (`keras_memory.backend.scann_index`).
+            Defaults to `"exact"`.
         use_cache: bool. Carry the XL cache. Defaults to True.
         include_self: bool. See `XLAttention`.
         normalize_keys: bool. See `XLAttention`; the memory holds normalised
@@ -178,6 +181,7 @@ class KNNAttention(XLAttention):
             memory_valid,
             self.num_neighbors,
             self.chunk_size,
+            scann_index=memory_index(self) if self.retrieval == "scann" else None,
         )
         found = scores > MASKED_LOGIT / 2
         if self.normalize_keys:

@@ -91,17 +91,20 @@ def approx_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
     return _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, approx_max_k)
 
 
-def scann_top_k(queries, memory_keys, memory_valid, k):
+def scann_top_k(queries, memory_keys, memory_valid, k, index=None):
     """Top-k found by ScaNN on the host, scored exactly on device.
 
     See `keras_memory.backend.scann_search`. Args and returns: as
-    `exact_top_k` (missing neighbours score `MASKED_LOGIT`).
+    `exact_top_k` (missing neighbours score `MASKED_LOGIT`); `index` is the
+    layer's `ScannMemoryIndex` (None builds fresh indexes every call).
     """
     from keras_memory.backend import scann_search
 
     queries = ops.convert_to_tensor(queries)
     ids = ops.stop_gradient(
-        scann_search(ops.stop_gradient(queries), memory_keys, ops.cast(memory_valid, "bool"), k)
+        scann_search(
+            ops.stop_gradient(queries), memory_keys, ops.cast(memory_valid, "bool"), k, index
+        )
     )
     found = ids >= 0
     indices = ops.where(found, ids, 0)
@@ -113,7 +116,9 @@ def scann_top_k(queries, memory_keys, memory_valid, k):
 RETRIEVAL_METHODS = ("exact", "bucketed", "approx", "scann")
 
 
-def retrieve_top_k(method, queries, memory_keys, memory_valid, k, chunk_size=8192):
+def retrieve_top_k(
+    method, queries, memory_keys, memory_valid, k, chunk_size=8192, scann_index=None
+):
     """Dispatches to `exact_top_k`, `bucketed_top_k`, `approx_top_k` or `scann_top_k`."""
     if method == "exact":
         return exact_top_k(queries, memory_keys, memory_valid, k, chunk_size)
@@ -122,7 +127,7 @@ def retrieve_top_k(method, queries, memory_keys, memory_valid, k, chunk_size=819
     if method == "approx":
         return approx_top_k(queries, memory_keys, memory_valid, k, chunk_size)
     if method == "scann":
-        return scann_top_k(queries, memory_keys, memory_valid, k)
+        return scann_top_k(queries, memory_keys, memory_valid, k, scann_index)
     raise ValueError(f"`retrieval` must be one of {RETRIEVAL_METHODS}; got {method!r}.")
 
 
