@@ -16,18 +16,29 @@ host inside every call (`includes_index_build: true`), then scores what it found
 
 `scann-large`: ScaNN against exact numpy brute force for one (row, head) of `--entries` entries of
 dimension `--dim`, `--queries` queries. ScaNN runs through the library's own host path
-(`keras_memory.backend.retrieval._scann_host`, so with its settings: a tree of sqrt(n) leaves
+(`keras_memory.backend.scann_index.ScannMemoryIndex`, so with its settings: a tree of sqrt(n) leaves
 searching a quarter of them, `score_ah(2, 0.2)`, exact re-ranking of max(128, 16k) candidates);
 the ScaNN builder is instrumented to time the index build (`build_s`) and the single-threaded
 `search_batched` call (`search_s`, `scann_queries_per_s`) separately. The brute force scores the
 entries in blocks of `--block` (bounded memory) with a running top-k merge; its time gives
 `brute_force_queries_per_s` (numpy/BLAS, all cores). `recall_at_k` is ScaNN's recall against it.
 
+`scann-updates`: the cost of following a ring-buffer memory with ScaNN, per segment, two
+policies on the same stream: `updated` (one `ScannMemoryIndex` for the whole run: upserts of
+the segment's slots, rebuilds by its policy) and `rebuilt` (a fresh index every call, timed on
+every `--fresh-every`-th call only). A memory of `--memory-size` entries (batch 1, `--heads`
+heads of `--dim`) is written `--segment` entries at a time for `--turns` turns of the ring, with
+`--queries` queries per call, all clustered as above; each call searches before the segment is
+written, as the layer does. Reports the mean ms per call of each policy (total and once the ring
+is full), the number of builds, recall@k against brute force on the timed fresh calls, and the
+median of 3 calls of on-device `exact` retrieval over the full memory for comparison.
+
 Reproduce (from the repository root):
     KERAS_BACKEND=jax .venv/bin/python benchmarks/knn_retrieval.py lookup
     KERAS_BACKEND=torch .venv/bin/python benchmarks/knn_retrieval.py lookup \\
         --memory-sizes 8192,32768
     KERAS_BACKEND=jax .venv/bin/python benchmarks/knn_retrieval.py scann-large --entries 1000000
+    .venv/bin/python benchmarks/knn_retrieval.py scann-updates --memory-size 65536
 """
 
 import argparse
@@ -43,7 +54,7 @@ import keras
 import numpy as np
 
 from keras_memory.backend.device import device_name
-from keras_memory.backend.retrieval import _scann_host
+from keras_memory.backend.scann_index import ScannMemoryIndex
 from keras_memory.ops.knn import RETRIEVAL_METHODS, retrieve_top_k
 
 
@@ -171,9 +182,9 @@ def run_lookup(args):
 
 @contextlib.contextmanager
 def timed_scann(timings):
-    """Times the ScaNN index build and search that `_scann_host` does, without changing them.
+    """Times the ScaNN index build and search of `ScannMemoryIndex`, without changing them.
 
-    Wraps `scann_ops_pybind.builder` (looked up by `_scann_host` at call time) so that the
+    Wraps `scann_ops_pybind.builder` (looked up by `scann_index` at call time) so that the
     builder's `build()` and the searcher's `search_batched()` record their wall time and the
     builder's settings in `timings`.
     """
@@ -231,7 +242,7 @@ def run_scann_large(args):
     timings = {}
     with timed_scann(timings):
         start = time.perf_counter()
-        found = _scann_host(
+        found = ScannMemoryIndex().search(
             queries[None, :, None, :],
             keys[None, :, None, :],
             np.ones((1, args.entries), bool),
@@ -255,11 +266,94 @@ def run_scann_large(args):
         "build_s": round(timings["build_s"], 3),
         "search_s": round(timings["search_s"], 4),
         "scann_queries_per_s": round(args.queries / timings["search_s"], 1),
-        "scann_call_s": round(call_s, 3),  # _scann_host total: copy, build, search, id mapping
+        "scann_call_s": round(call_s, 3),  # index total: copy, build, search, id mapping
         "brute_force_s": round(brute_s, 3),
         "brute_force_queries_per_s": round(args.queries / brute_s, 1),
         "recall_at_k": round(recall(found, expected), 4),
-        "search_threads": 1,  # _scann_host uses search_batched, not search_batched_parallel
+        "search_threads": 1,  # the index uses search_batched, not search_batched_parallel
+        "device": "cpu (host)",
+        "date": datetime.date.today().isoformat(),
+    }
+    print(json.dumps(result), flush=True)
+
+
+def run_scann_updates(args):
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((32, args.dim), dtype=np.float32)
+
+    def sample(n):
+        points = centres[rng.integers(0, 32, (1, n, args.heads))]
+        points += 0.3 * rng.standard_normal((1, n, args.heads, args.dim), dtype=np.float32)
+        return points / np.linalg.norm(points, axis=-1, keepdims=True)
+
+    size, segment = args.memory_size, args.segment
+    if size % segment:
+        raise SystemExit(f"--memory-size ({size}) must be a multiple of --segment ({segment}).")
+    keys = np.zeros((1, size, args.heads, args.dim), np.float32)
+    valid = np.zeros((1, size), bool)
+    index = ScannMemoryIndex()
+    updated, updated_full, fresh, fresh_full, recalls = [], [], [], [], {"u": [], "f": []}
+    calls = int(args.turns * size // segment)
+    for call in range(calls):
+        queries = sample(args.queries)
+        full = bool(valid.all())
+        start = time.perf_counter()
+        found = index.search(queries, keys, valid, args.k)
+        elapsed = time.perf_counter() - start
+        updated.append(elapsed)
+        if full:
+            updated_full.append(elapsed)
+        if call and call % args.fresh_every == 0:
+            start = time.perf_counter()
+            found_fresh = ScannMemoryIndex().search(queries, keys, valid, args.k)
+            elapsed = time.perf_counter() - start
+            fresh.append(elapsed)
+            if full:
+                fresh_full.append(elapsed)
+            scores = np.einsum("qhd,mhd->hqm", queries[0], keys[0])
+            scores = np.where(valid[0], scores, -np.inf)
+            expected = np.argsort(-scores, axis=-1)[..., : args.k]
+            recalls["u"].append(recall(found[0], expected))
+            recalls["f"].append(recall(found_fresh[0], expected))
+        slots = slice((call * segment) % size, (call * segment) % size + segment)
+        keys[:, slots] = sample(segment)
+        valid[:, slots] = True
+        print(f"call {call + 1}/{calls}", file=sys.stderr, flush=True)
+
+    # The on-device alternative, same memory and queries: exact chunked top-k.
+    exact = compiled_lookup("exact", args.k, 8192)
+    queries = sample(args.queries)
+    exact(queries, keys, valid)  # compile
+    exact_times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        exact(queries, keys, valid)
+        exact_times.append(time.perf_counter() - start)
+
+    def ms(times):
+        return round(1000 * statistics.fmean(times), 2) if times else None
+
+    result = {
+        "benchmark": "knn_retrieval",
+        "mode": "scann-updates",
+        "memory_size": size,
+        "segment": segment,
+        "heads": args.heads,
+        "dim": args.dim,
+        "queries": args.queries,
+        "k": args.k,
+        "calls": calls,
+        "updated_ms_per_call": ms(updated),
+        "updated_ms_per_call_full": ms(updated_full),
+        "updated_builds": index.stats["builds"],
+        "updated_upserted": index.stats["upserted"],
+        "rebuilt_ms_per_call": ms(fresh),
+        "rebuilt_ms_per_call_full": ms(fresh_full),
+        "rebuilt_calls_timed": len(fresh),
+        "exact_ms_per_call_full": round(1000 * statistics.median(exact_times), 2),
+        "exact_backend": keras.backend.backend(),
+        "updated_recall_at_k": round(statistics.fmean(recalls["u"]), 4) if fresh else None,
+        "rebuilt_recall_at_k": round(statistics.fmean(recalls["f"]), 4) if fresh else None,
         "device": "cpu (host)",
         "date": datetime.date.today().isoformat(),
     }
@@ -288,11 +382,23 @@ def main():
     large.add_argument("--k", type=int, default=32)
     large.add_argument("--block", type=int, default=65536, help="brute-force keys per block")
 
+    updates = modes.add_parser("scann-updates", help="following a ring memory: upserts vs rebuilds")
+    updates.add_argument("--memory-size", type=int, default=65536)
+    updates.add_argument("--segment", type=int, default=512)
+    updates.add_argument("--heads", type=int, default=1)
+    updates.add_argument("--dim", type=int, default=64)
+    updates.add_argument("--queries", type=int, default=512)
+    updates.add_argument("--k", type=int, default=32)
+    updates.add_argument("--turns", type=float, default=2.0, help="turns of the ring buffer")
+    updates.add_argument("--fresh-every", type=int, default=16, help="time a rebuild every N")
+
     args = parser.parse_args()
     if args.mode == "lookup":
         run_lookup(args)
-    else:
+    elif args.mode == "scann-large":
         run_scann_large(args)
+    else:
+        run_scann_updates(args)
 
 
 if __name__ == "__main__":
