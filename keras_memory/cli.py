@@ -50,6 +50,8 @@ def _add_common(parser):
 def _add_model(parser):
     parser.add_argument(
         "--kind",
+        "--model",
+        dest="kind",
         default="xl",
         choices=("xl", "local", "memorizing", "memorizing_dense"),
         help="Memory kind: xl (sliding window + Transformer-XL cache), local (no cache), "
@@ -132,6 +134,14 @@ def build_parser():
     evaluate = commands.add_parser("evaluate", help="Bits per token on the validation split.")
     _add_common(evaluate)
     evaluate.add_argument("--max-steps", type=int, default=None, help="Evaluate N steps only.")
+    evaluate.add_argument(
+        "--memory-size",
+        dest="evaluate_memory_size",
+        type=_memory_size,
+        default=None,
+        help="Evaluate with another memory size than the model was trained with (memorizing "
+        "kinds; the memory is not a weight), e.g. 64k for a model trained with 8k.",
+    )
     evaluate.add_argument(
         "--recall-task",
         choices=SYNTHETIC_TASKS,
@@ -362,6 +372,10 @@ def evaluate(args, model=None, progress=None):
     if model is None:
         model, progress = _load(args)
     config = progress["run_config"]
+    if getattr(args, "evaluate_memory_size", None):
+        from keras_memory.models import rebuild_model
+
+        model = rebuild_model(model, memory_size=args.evaluate_memory_size)
     corpus = _corpus(args, "validation")
     tokenizer = _saved_tokenizer(args.workdir)
     stream = SegmentStream(
@@ -369,6 +383,8 @@ def evaluate(args, model=None, progress=None):
     )
     result = evaluate_bits_per_token(model, stream, max_steps=args.max_steps)
     result.update({"kind": config["kind"], "step": progress["step"], "tokenizer": tokenizer.kind})
+    if getattr(args, "evaluate_memory_size", None):
+        result["memory_size"] = args.evaluate_memory_size
     if args.recall_task:
         from keras_memory.data import ByteTokenizer
         from keras_memory.training.recall import evaluate_recall

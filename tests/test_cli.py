@@ -171,7 +171,7 @@ def test_subword_tokenizer_is_trained_saved_and_reused(corpus, tmp_path, capsys,
     assert capsys.readouterr().out.startswith("beta")
 
 
-def test_memorizing_kind_trains_and_checks_its_memory_size(corpus, tmp_path):
+def test_memorizing_kind_trains_and_checks_its_memory_size(corpus, tmp_path, capsys):
     workdir = str(tmp_path / "memorizing")
     main(
         train_args(
@@ -189,6 +189,10 @@ def test_memorizing_kind_trains_and_checks_its_memory_size(corpus, tmp_path):
     model, progress = load_checkpoint(workdir)
     assert progress["run_config"]["memory_size"] == 64
     assert type(model.blocks[-1].attention).__name__ == "KNNAttention"
+    capsys.readouterr()
+    main(["evaluate", "--data", corpus, "--workdir", workdir, "--memory-size", "256"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["memory_size"] == 256 and 0 < result["bits_per_token"] < 12
     with pytest.raises(SystemExit, match="multiple of the segment length"):
         main(
             train_args(
@@ -205,3 +209,10 @@ def test_memory_sizes_by_name():
     assert parser.parse_args(["train", "--memory-size", "4096"]).memory_size == 4096
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--memory-size", "lots"])
+
+
+def test_model_is_another_name_for_kind():
+    from keras_memory.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--model", "memorizing", "--memory-size", "8k"])
+    assert args.kind == "memorizing" and args.memory_size == 8192
