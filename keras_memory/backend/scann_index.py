@@ -35,12 +35,18 @@ _LOCK = threading.Lock()
 def _scann():
     try:
         from scann.scann_ops.py import scann_ops_pybind
-    except ImportError as error:  # pragma: no cover - scann is a dependency
+    except ImportError as error:
         raise ImportError(
-            "retrieval='scann' needs the `scann` package (pip install scann==1.4.2; "
-            "Linux x86_64 wheels only)."
+            "retrieval='scann' needs the `scann` package: pip install scann==1.4.2 "
+            "(wheels for Linux x86_64 with Python 3.9-3.12 and TensorFlow 2.20 only; "
+            "elsewhere use retrieval='exact' or 'approx')."
         ) from error
     return scann_ops_pybind
+
+
+def check_scann():
+    """Raises a clear ImportError now if ScaNN cannot be loaded here."""
+    _scann()
 
 
 def build_searcher(database, k):

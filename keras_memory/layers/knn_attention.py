@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_memory.backend.scann_index import memory_index
+from keras_memory.backend.scann_index import check_scann, memory_index
 from keras_memory.layers.xl_attention import XLAttention
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
 from keras_memory.ops.knn import RETRIEVAL_METHODS, gather_memory, retrieve_top_k
@@ -133,6 +133,8 @@ class KNNAttention(XLAttention):
             raise ValueError(
                 f"`num_neighbors` ({num_neighbors}) must be <= `memory_size` ({memory_size})."
             )
+        if retrieval == "scann":
+            check_scann()  # fail at construction, not at the first lookup
         self.memory_size = memory_size
         self.num_neighbors = num_neighbors
         self.retrieval = retrieval

@@ -1,6 +1,8 @@
 import gc
+import sys
 
 import numpy as np
+import pytest
 
 from keras_memory.backend import scann_index
 from keras_memory.backend.scann_index import ScannMemoryIndex, memory_index
@@ -116,3 +118,10 @@ def test_each_layer_has_one_index_freed_with_the_layer():
     del layer, state
     gc.collect()
     assert key not in scann_index._INDEXES
+
+
+def test_missing_scann_is_named_with_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scann", None)  # import scann now raises ImportError
+    monkeypatch.setitem(sys.modules, "scann.scann_ops.py", None)
+    with pytest.raises(ImportError, match="pip install scann==1.4.2"):
+        KNNAttention(2, 4, 4, memory_size=32, num_neighbors=4, retrieval="scann")
