@@ -51,9 +51,9 @@ class KNNAttention(XLAttention):
             device, chunked), `"bucketed"` (meliad's strided argmax, one pass,
             approximate), `"approx"` (`jax.lax.approx_max_k` /
             `tf.math.approx_max_k`; exact on torch) or `"scann"` (a ScaNN index
-            on the host, for memories too large for the device and for
-            inference; not on TPU cores). The layer's host indexes follow its
-            memory by dynamic updates (`keras_memory.backend.scann_index`).
+            per (row, head) on the host, faster than exact search on CPU at
+            large memories; not on TPU cores). The layer's host indexes follow
+            its memory by dynamic updates (`keras_memory.backend.scann_index`).
             Defaults to `"exact"`.
         use_cache: bool. Carry the XL cache. Defaults to True.
         include_self: bool. See `XLAttention`.
