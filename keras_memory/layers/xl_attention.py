@@ -138,7 +138,7 @@ class XLAttention(MemoryLayer):
             dtype=self.dtype_policy,
             name="output_projection",
         )
-        self.output_projection.build((*input_shape[:-1], inner_dim))
+        self.output_projection.build((*input_shape[:-1], self.attention_output_width()))
         if self.use_position_bias:
             self.position_bias = RelativePositionBias(
                 self.num_heads,
@@ -154,6 +154,10 @@ class XLAttention(MemoryLayer):
             )
         self.build_state(input_shape[0])
         self.built = True
+
+    def attention_output_width(self):
+        """Width of what `project_output` projects: heads x head_dim here."""
+        return self.num_heads * self.head_dim
 
     def state_shapes(self, batch_size):
         if not self.use_cache:
@@ -234,9 +238,8 @@ class XLAttention(MemoryLayer):
     def project_output(self, outputs):
         """Merges heads `(batch, S, heads, head_dim)` and applies the output projection."""
         batch, length = ops.shape(outputs)[0], ops.shape(outputs)[1]
-        return self.output_projection(
-            ops.reshape(outputs, (batch, length, self.num_heads * self.head_dim))
-        )
+        width = outputs.shape[2] * outputs.shape[3]
+        return self.output_projection(ops.reshape(outputs, (batch, length, width)))
 
     def compute_output_shape(self, input_shape=None, **shapes):
         # Keras passes the input's shape as `input_shape` or `x_shape`

@@ -1,0 +1,372 @@
+"""Block-Recurrent Transformer attention: tokens and a recurrent state, window by window."""
+
+import keras
+from keras import ops
+
+from keras_memory.layers.xl_attention import XLAttention, zero_rows
+from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
+from keras_memory.ops.normalization import l2_normalize
+
+GATES = ("fixed", "lstm")
+VARIANTS = ("skip", "dual", "single")
+
+
+@keras.saving.register_keras_serializable(package="keras_memory")
+class BlockRecurrentAttention(XLAttention):
+    """The recurrent layer of the Block-Recurrent Transformer.
+
+    A segment is read in blocks of `window_length` tokens. Alongside the
+    tokens the layer carries `num_states` state vectors of width
+    `hidden_dim`. For each block, with `c` the state entering it:
+
+    - tokens attend to themselves (the causal sliding window with the
+      Transformer-XL cache and T5 bias of `XLAttention`) and, with a second
+      set of queries, to `c` (no mask). The two results are concatenated
+      over heads and projected back to `hidden_dim`: this is the layer's
+      output, added to the residual stream by the enclosing block;
+    - the state attends to itself (no mask) and, with a second set of
+      queries, to the token keys of [previous block, current block]; the
+      two results are concatenated, projected, and gated into `c` to give
+      the state of the next block.
+
+    The state's keys and queries come from `RMSNorm(c)` plus learned
+    per-state position embeddings. Gates (`gate`): `"fixed"` keeps
+    `c * g + u * (1 - g)` with `g = sigmoid(b)`, `b ~ N(0, 0.1)` per feature;
+    `"lstm"` keeps `c * f + u * i` with `f = sigmoid(W_f y + b_f + 1)` and
+    `i = sigmoid(W_i y + b_i - 1)` computed from the attention outputs `y`.
+    Variants (`variant`): `"skip"` has no feed-forward on the state path;
+    `"dual"` adds one, gated the same way; `"single"` replaces the
+    projection and its gate by one gated feed-forward (tanh output) on the
+    attention outputs.
+
+    The state is differentiable from block to block inside a segment and
+    carried to the next segment without gradient. A row with `reset=True`
+    (or whose state was never set) starts from the learned initial state
+    `(num_states, hidden_dim)`, drawn from N(0, 0.1).
+
+    The state adds `recurrent_state` `(batch, num_states, hidden_dim)` and
+    `recurrent_valid` `(batch,)` to `XLAttention`'s cache.
+
+    Args:
+        num_heads: int. Attention heads (tokens and state alike).
+        head_dim: int. Size of each head.
+        window_length: int. Block size `W`; the segment length must be a
+            multiple of it.
+        num_states: int. State vectors `N`. Defaults to 512 (meliad).
+        gate: str. `"fixed"` (the paper's best) or `"lstm"`.
+        variant: str. `"skip"` (the paper's best), `"dual"` or `"single"`.
+        state_intermediate_dim: int or None. Hidden width of the state's
+            feed-forward (`"dual"` / `"single"`); defaults to 4x hidden_dim.
+        use_cache: bool. Carry the XL cache. Defaults to True.
+        include_self, normalize_keys, use_position_bias,
+        num_position_buckets, max_position_distance: see `XLAttention`.
+        stateful: bool. Keep cache and state in variables for `model.fit`.
+        kernel_initializer: initializer of the projections.
+        **kwargs: base layer keyword arguments.
+
+    Call arguments:
+        x: float tensor `(batch, S, hidden_dim)`, `S` a multiple of `W`.
+        state: dict or None (functional form only).
+        reset: bool tensor `(batch,)` or None.
+        training: bool or None.
+
+    Returns:
+        Functional form: `(y, new_state)`; stateful form: `y`.
+
+    Example:
+    ```python
+    attention = keras_memory.layers.BlockRecurrentAttention(
+        num_heads=4, head_dim=16, window_length=32, num_states=16
+    )
+    y, state = attention(np.random.rand(2, 64, 64).astype("float32"))
+    ```
+
+    References:
+        - [Hutchins et al., 2022](https://arxiv.org/abs/2203.07852)
+        - [meliad, memory/transformer_layer.py](https://github.com/google-research/meliad)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        head_dim,
+        window_length,
+        num_states=512,
+        gate="fixed",
+        variant="skip",
+        state_intermediate_dim=None,
+        use_cache=True,
+        include_self=False,
+        normalize_keys=True,
+        use_position_bias=True,
+        num_position_buckets=32,
+        max_position_distance=128,
+        stateful=False,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(
+            num_heads,
+            head_dim,
+            window_length,
+            use_cache=use_cache,
+            include_self=include_self,
+            normalize_keys=normalize_keys,
+            use_position_bias=use_position_bias,
+            num_position_buckets=num_position_buckets,
+            max_position_distance=max_position_distance,
+            stateful=stateful,
+            kernel_initializer=kernel_initializer,
+            **kwargs,
+        )
+        if not isinstance(num_states, int) or num_states < 1:
+            raise ValueError(f"`num_states` must be a positive int; got {num_states!r}.")
+        if gate not in GATES:
+            raise ValueError(f"`gate` must be one of {GATES}; got {gate!r}.")
+        if variant not in VARIANTS:
+            raise ValueError(f"`variant` must be one of {VARIANTS}; got {variant!r}.")
+        if state_intermediate_dim is not None and (
+            not isinstance(state_intermediate_dim, int) or state_intermediate_dim < 1
+        ):
+            raise ValueError(
+                "`state_intermediate_dim` must be a positive int or None; got "
+                f"{state_intermediate_dim!r}."
+            )
+        self.num_states = num_states
+        self.gate = gate
+        self.variant = variant
+        self.state_intermediate_dim = state_intermediate_dim
+
+    def attention_output_width(self):
+        # Self- and cross-attention outputs are concatenated over heads.
+        return 2 * self.num_heads * self.head_dim
+
+    def build(self, input_shape):
+        hidden = input_shape[-1]
+        inner = self.num_heads * self.head_dim
+        self.initial_recurrent_state = self.add_weight(
+            name="initial_recurrent_state",
+            shape=(self.num_states, hidden),
+            initializer=keras.initializers.RandomNormal(stddev=0.1),
+        )
+        self.state_position_embedding = self.add_weight(
+            name="state_position_embedding",
+            shape=(self.num_states, hidden),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+        )
+        state_shape = (None, self.num_states, hidden)
+        self.state_norm = self._sublayer(keras.layers.RMSNormalization, state_shape, epsilon=1e-6)
+        # keys, values, queries and cross-attention queries of the state.
+        self.state_qkv_projection = self._dense(4 * inner, state_shape, "state_qkv_projection")
+        self.token_query2_projection = self._dense(inner, input_shape, "token_query2_projection")
+        if self.normalize_keys:
+            for name in ("token_cross_scale", "state_scale", "state_cross_scale"):
+                setattr(
+                    self,
+                    name,
+                    self.add_weight(name=name, shape=(self.num_heads,), initializer="ones"),
+                )
+        attended = (None, self.num_states, 2 * inner)
+        ffn_dim = self.state_intermediate_dim or 4 * hidden
+        if self.variant == "single":
+            self.state_ffn_hidden = self._dense(ffn_dim, attended, "state_ffn_hidden", bias=True)
+            self.state_ffn_output = self._dense(
+                hidden, (None, self.num_states, ffn_dim), "state_ffn_output", bias=True
+            )
+            self._build_gate("ffn", ffn_dim, hidden)
+        else:
+            self.state_output_projection = self._dense(
+                hidden, attended, "state_output_projection", bias=True
+            )
+            self._build_gate("attention", 2 * inner, hidden)
+            if self.variant == "dual":
+                self.state_ffn_norm = self._sublayer(
+                    keras.layers.RMSNormalization, state_shape, epsilon=1e-6
+                )
+                self.state_ffn_hidden = self._dense(ffn_dim, state_shape, "state_ffn_hidden", True)
+                self.state_ffn_output = self._dense(
+                    hidden, (None, self.num_states, ffn_dim), "state_ffn_output", bias=True
+                )
+                self._build_gate("ffn", ffn_dim, hidden)
+        super().build(input_shape)
+
+    def _sublayer(self, cls, shape, **kwargs):
+        layer = cls(dtype=self.dtype_policy, **kwargs)
+        layer.build(shape)
+        return layer
+
+    def _dense(self, units, shape, name, bias=False):
+        return self._sublayer(
+            keras.layers.Dense,
+            shape,
+            units=units,
+            use_bias=bias,
+            kernel_initializer=keras.initializers.get(
+                keras.initializers.serialize(self.kernel_initializer)
+            ),
+            name=name,
+        )
+
+    def _build_gate(self, where, gate_inputs, hidden):
+        # Small but non-zero gate parameters, as in meliad.
+        bias_init = keras.initializers.RandomNormal(stddev=0.1)
+        if self.gate == "fixed":
+            weight = self.add_weight(
+                name=f"{where}_gate_bias", shape=(hidden,), initializer=bias_init
+            )
+            setattr(self, f"{where}_gate_bias", weight)
+            return
+        for kind in ("forget", "input"):
+            layer = self._sublayer(
+                keras.layers.Dense,
+                (None, self.num_states, gate_inputs),
+                units=hidden,
+                kernel_initializer=keras.initializers.VarianceScaling(
+                    0.1, mode="fan_in", distribution="truncated_normal"
+                ),
+                bias_initializer=bias_init,
+                name=f"{where}_{kind}_gate",
+            )
+            setattr(self, f"{where}_{kind}_gate", layer)
+
+    def state_shapes(self, batch_size):
+        hidden = self.hidden_dim
+        return {
+            **super().state_shapes(batch_size),
+            "recurrent_state": ((batch_size, self.num_states, hidden), "float32"),
+            "recurrent_valid": ((batch_size,), "int32"),
+        }
+
+    def call_with_state(self, x, state, reset, training):
+        self._check_segment_length(x)
+        w = self.window_length
+        queries, keys, values = self.project_qkv(x)
+        local, new_state = self.local_attention(queries, keys, values, state, reset)
+        queries2 = self._heads(self.token_query2_projection(x))
+        queries2 = l2_normalize(queries2) if self.normalize_keys else queries2 * self.head_dim**-0.5
+
+        start = ops.logical_or(reset, state["recurrent_valid"] <= 0)
+        initial = ops.cast(self.initial_recurrent_state, "float32")[None]
+        recurrent = ops.where(start[:, None, None], initial, state["recurrent_state"])
+
+        # The state's first block reads the previous segment's last block.
+        batch = ops.shape(x)[0]
+        if self.use_cache:
+            keep = ops.logical_not(reset)
+            previous_keys = zero_rows(state["keys"], keep)
+            previous_values = zero_rows(state["values"], keep)
+            previous_valid = ops.logical_and(keep, state["valid"] > 0)
+        else:
+            previous_keys = ops.zeros_like(keys[:, :w])
+            previous_values = ops.zeros_like(values[:, :w])
+            previous_valid = ops.zeros((batch,), "bool")
+
+        crosses = []
+        for block in range(x.shape[1] // w):
+            span = slice(block * w, (block + 1) * w)
+            state_keys, state_values, state_queries, state_queries2 = self._state_kvq(recurrent)
+            # Tokens read the state as it entered this block.
+            crosses.append(
+                _attend(
+                    queries2[:, span], state_keys, state_values, self._scale("token_cross_scale")
+                )
+            )
+            own = _attend(state_queries, state_keys, state_values, self._scale("state_scale"))
+            block_keys = ops.concatenate([previous_keys, ops.cast(keys[:, span], "float32")], 1)
+            block_values = ops.concatenate(
+                [previous_values, ops.cast(values[:, span], "float32")], 1
+            )
+            mask = ops.concatenate(
+                [
+                    ops.repeat(previous_valid[:, None], w, axis=1),
+                    ops.ones((batch, w), "bool"),
+                ],
+                axis=1,
+            )
+            read = _attend(
+                state_queries2,
+                block_keys,
+                block_values,
+                self._scale("state_cross_scale"),
+                mask=mask[:, None, None, :],
+            )
+            recurrent = self._update(recurrent, own, read)
+            previous_keys = ops.cast(keys[:, span], "float32")
+            previous_values = ops.cast(values[:, span], "float32")
+            previous_valid = ops.ones((batch,), "bool")
+
+        cross = ops.cast(ops.concatenate(crosses, axis=1), local.dtype)
+        outputs = self.project_output(ops.concatenate([local, cross], axis=2))
+        new_state["recurrent_state"] = ops.cast(recurrent, "float32")
+        new_state["recurrent_valid"] = ops.ones((batch,), "int32")
+        return outputs, new_state
+
+    def _heads(self, x):
+        return ops.reshape(x, (ops.shape(x)[0], x.shape[1], self.num_heads, self.head_dim))
+
+    def _scale(self, name):
+        return ops.abs(getattr(self, name)) if self.normalize_keys else None
+
+    def _state_kvq(self, recurrent):
+        normed = self.state_norm(recurrent)
+        normed = normed + ops.cast(self.state_position_embedding, normed.dtype)[None]
+        projected = self.state_qkv_projection(normed)
+        parts = [self._heads(p) for p in ops.split(projected, 4, axis=-1)]
+        keys, values, queries, queries2 = [ops.cast(p, "float32") for p in parts]
+        if self.normalize_keys:
+            return l2_normalize(keys), values, l2_normalize(queries), l2_normalize(queries2)
+        scale = self.head_dim**-0.5
+        return keys, values, queries * scale, queries2 * scale
+
+    def _update(self, recurrent, own, read):
+        """The next state from the state's self- and cross-attention outputs."""
+        batch = ops.shape(recurrent)[0]
+        attended = ops.reshape(ops.concatenate([own, read], axis=2), (batch, self.num_states, -1))
+        attended = ops.cast(attended, self.compute_dtype)
+        if self.variant == "single":
+            hidden = ops.relu(self.state_ffn_hidden(attended))
+            proposal = ops.tanh(self.state_ffn_output(hidden))
+            return self._gated(recurrent, proposal, hidden, "ffn")
+        proposal = self.state_output_projection(attended)
+        recurrent = self._gated(recurrent, proposal, attended, "attention")
+        if self.variant == "skip":
+            return recurrent
+        hidden = ops.relu(self.state_ffn_hidden(self.state_ffn_norm(recurrent)))
+        return self._gated(recurrent, self.state_ffn_output(hidden), hidden, "ffn")
+
+    def _gated(self, recurrent, proposal, gate_inputs, where):
+        proposal = ops.cast(proposal, "float32")
+        if self.gate == "fixed":
+            keep = ops.sigmoid(ops.cast(getattr(self, f"{where}_gate_bias"), "float32"))
+            return recurrent * keep + proposal * (1 - keep)
+        forget = ops.sigmoid(
+            ops.cast(getattr(self, f"{where}_forget_gate")(gate_inputs), "float32") + 1
+        )
+        write = ops.sigmoid(
+            ops.cast(getattr(self, f"{where}_input_gate")(gate_inputs), "float32") - 1
+        )
+        return recurrent * forget + proposal * write
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_states": self.num_states,
+                "gate": self.gate,
+                "variant": self.variant,
+                "state_intermediate_dim": self.state_intermediate_dim,
+            }
+        )
+        return config
+
+
+def _attend(queries, keys, values, scale, mask=None):
+    """Unmasked (or masked) softmax attention `(batch, q, heads, dim)` in float32."""
+    queries = ops.cast(queries, "float32")
+    logits = ops.einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
+    if scale is not None:
+        logits = logits * ops.reshape(ops.cast(scale, "float32"), (1, -1, 1, 1))
+    if mask is not None:
+        logits = ops.where(mask, logits, MASKED_LOGIT)
+    weights = safe_softmax(logits, mask)
+    return ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
