@@ -53,10 +53,29 @@ def _add_model(parser):
         "--model",
         dest="kind",
         default="xl",
-        choices=("xl", "local", "memorizing", "memorizing_dense"),
+        choices=("xl", "local", "memorizing", "memorizing_dense", "block_recurrent"),
         help="Memory kind: xl (sliding window + Transformer-XL cache), local (no cache), "
-        "memorizing (xl plus one kNN-memory layer) or memorizing_dense (xl plus one dense-KV "
-        "memory layer).",
+        "memorizing (xl plus one kNN-memory layer), memorizing_dense (xl plus one dense-KV "
+        "memory layer) or block_recurrent (xl plus one Block-Recurrent layer).",
+    )
+    parser.add_argument(
+        "--gate",
+        default="fixed",
+        choices=("fixed", "lstm"),
+        help="State gate of the block_recurrent kind (the paper's best: fixed).",
+    )
+    parser.add_argument(
+        "--variant",
+        default="skip",
+        choices=("skip", "dual", "single"),
+        help="State feed-forward of the block_recurrent kind: none (skip, the paper's best), "
+        "gated (dual) or one gated feed-forward instead of the projection (single).",
+    )
+    parser.add_argument(
+        "--num-states",
+        type=int,
+        default=None,
+        help="Recurrent state vectors (block_recurrent); default: the preset's.",
     )
     parser.add_argument(
         "--memory-size",
@@ -299,6 +318,13 @@ def train(args):
             "memory_size": args.memory_size,
             "num_neighbors": args.num_neighbors,
             "retrieval": args.retrieval,
+        }
+        run_config.update(memory_options)
+    if args.kind == "block_recurrent":
+        memory_options = {
+            "gate": args.gate,
+            "variant": args.variant,
+            "num_states": args.num_states or preset["num_states"],
         }
         run_config.update(memory_options)
     resuming = args.resume and model is not None

@@ -216,3 +216,25 @@ def test_model_is_another_name_for_kind():
 
     args = build_parser().parse_args(["train", "--model", "memorizing", "--memory-size", "8k"])
     assert args.kind == "memorizing" and args.memory_size == 8192
+
+
+def test_block_recurrent_kind_trains_evaluates_and_generates(corpus, tmp_path, capsys):
+    workdir = str(tmp_path / "recurrent")
+    main(
+        train_args(
+            corpus, workdir, 2, "--model", "block_recurrent", "--gate", "lstm", "--num-states", "8"
+        )
+    )
+    model, progress = load_checkpoint(workdir)
+    assert progress["run_config"]["gate"] == "lstm" and progress["run_config"]["num_states"] == 8
+    recurrent = model.blocks[-1].attention
+    assert type(recurrent).__name__ == "BlockRecurrentAttention"
+    assert (recurrent.gate, recurrent.variant, recurrent.num_states) == ("lstm", "skip", 8)
+    capsys.readouterr()
+    main(["evaluate", "--data", corpus, "--workdir", workdir])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["kind"] == "block_recurrent" and 0 < result["bits_per_token"] < 12
+    main(
+        ["generate", "--data", corpus, "--workdir", workdir, "--prompt", "ab", "--num-tokens", "20"]
+    )
+    assert capsys.readouterr().out.startswith("ab")

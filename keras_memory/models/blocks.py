@@ -1,17 +1,23 @@
 """Stacks of transformer blocks for each kind of memory model."""
 
+from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
 from keras_memory.layers.dense_kv_attention import DenseKVAttention
 from keras_memory.layers.knn_attention import KNNAttention
 from keras_memory.layers.transformer_block import TransformerBlock
 from keras_memory.layers.xl_attention import XLAttention
 
-MODEL_KINDS = ("local", "xl", "memorizing", "memorizing_dense")
+MODEL_KINDS = ("local", "xl", "memorizing", "memorizing_dense", "block_recurrent")
 MEMORY_KINDS = ("memorizing", "memorizing_dense")
 
 
 def default_memory_layer(num_layers):
     """meliad's position of the memory layer: two thirds up (layer 8 of 12)."""
     return min(num_layers - 1, (2 * num_layers) // 3)
+
+
+def default_recurrent_layer(num_layers):
+    """meliad's position of the recurrent layer: three quarters up (layer 9 of 12)."""
+    return min(num_layers - 1, (3 * num_layers) // 4)
 
 
 def make_blocks(
@@ -29,6 +35,10 @@ def make_blocks(
     num_neighbors=32,
     retrieval="exact",
     memory_layer=None,
+    num_states=512,
+    gate="fixed",
+    variant="skip",
+    recurrent_layer=None,
     **attention_options,
 ):
     """Builds the list of blocks of a `kind` model.
@@ -36,8 +46,10 @@ def make_blocks(
     Args:
         kind: str. `"xl"` (sliding window + Transformer-XL cache in every
             layer), `"local"` (sliding window, no cache: the baseline) or
-            `"memorizing"` (`"xl"` with one `KNNAttention` layer) or
-            `"memorizing_dense"` (`"xl"` with one `DenseKVAttention` layer).
+            `"memorizing"` (`"xl"` with one `KNNAttention` layer),
+            `"memorizing_dense"` (`"xl"` with one `DenseKVAttention` layer) or
+            `"block_recurrent"` (`"xl"` with one `BlockRecurrentAttention`
+            layer).
         num_layers: int. Number of blocks.
         num_heads: int. Attention heads per layer.
         head_dim: int. Size of each head.
@@ -51,6 +63,11 @@ def make_blocks(
         retrieval: str. `KNNAttention` retrieval method (memorizing).
         memory_layer: int or None. Index of the kNN layer (memorizing);
             defaults to `default_memory_layer(num_layers)`.
+        num_states: int. Recurrent state vectors (block_recurrent).
+        gate: str. `"fixed"` or `"lstm"` (block_recurrent).
+        variant: str. `"skip"`, `"dual"` or `"single"` (block_recurrent).
+        recurrent_layer: int or None. Index of the recurrent layer
+            (block_recurrent); defaults to `default_recurrent_layer`.
         **attention_options: passed to every `XLAttention`
             (`include_self`, `normalize_keys`, `use_position_bias`, ...).
 
@@ -63,6 +80,10 @@ def make_blocks(
         memory_layer = default_memory_layer(num_layers)
     if kind in MEMORY_KINDS and not 0 <= memory_layer < num_layers:
         raise ValueError(f"`memory_layer` must be in [0, {num_layers}); got {memory_layer}.")
+    if recurrent_layer is None:
+        recurrent_layer = default_recurrent_layer(num_layers)
+    if kind == "block_recurrent" and not 0 <= recurrent_layer < num_layers:
+        raise ValueError(f"`recurrent_layer` must be in [0, {num_layers}); got {recurrent_layer}.")
     blocks = []
     for i in range(num_layers):
         common = dict(stateful=stateful, dtype=dtype, name=f"attention_{i}")
@@ -85,6 +106,18 @@ def make_blocks(
                 retrieval=retrieval,
                 **common,
                 **options,
+            )
+        elif kind == "block_recurrent" and i == recurrent_layer:
+            attention = BlockRecurrentAttention(
+                num_heads,
+                head_dim,
+                window_length,
+                num_states=num_states,
+                gate=gate,
+                variant=variant,
+                state_intermediate_dim=intermediate_dim,
+                **common,
+                **attention_options,
             )
         else:
             attention = XLAttention(

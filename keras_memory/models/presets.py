@@ -2,7 +2,9 @@
 
 Each preset gives the sizes of a decoder LM and the segment length it is
 trained with. `MemoryLM.from_preset(name, kind=...)` builds one; any key can
-be overridden there.
+be overridden there. `num_states` is read by the `block_recurrent` kind only
+(meliad: 512 state vectors, fixed gate, skip variant, recurrent layer 9 of
+12, which are the kind's defaults).
 """
 
 PRESETS = {
@@ -16,6 +18,7 @@ PRESETS = {
         "intermediate_dim": 256,
         "window_length": 32,
         "segment_length": 128,
+        "num_states": 32,
     },
     # The d512 / 6-layer config of the CPU benchmarks (shared/bench).
     "small_d512": {
@@ -27,6 +30,7 @@ PRESETS = {
         "intermediate_dim": 2048,
         "window_length": 512,
         "segment_length": 2048,
+        "num_states": 512,
     },
     # meliad's medium 150M model (size/medium150M.gin) with a 32k vocabulary.
     "medium_150m": {
@@ -38,6 +42,7 @@ PRESETS = {
         "intermediate_dim": 4096,
         "window_length": 512,
         "segment_length": 4096,
+        "num_states": 512,
     },
 }
 

@@ -207,3 +207,22 @@ def test_dense_memorizing_model_round_trips(tmp_path):
     model.save(path)
     got, _ = keras.saving.load_model(path)(x, state=state)
     np.testing.assert_allclose(to_numpy(got), to_numpy(expected), atol=1e-5)
+
+
+def test_block_recurrent_model_two_segments_equal_one_and_round_trips(tmp_path):
+    model = small_model("block_recurrent", num_states=4, gate="lstm", variant="dual")
+    recurrent = model.blocks[1].attention
+    assert type(recurrent).__name__ == "BlockRecurrentAttention" and recurrent.num_states == 4
+    assert type(model.blocks[0].attention).__name__ == "XLAttention"
+    x = tokens(2, 2 * W)
+    whole, _ = model({"tokens": x, "reset": starts(True, True)})
+    first, state = model({"tokens": x[:, :W], "reset": starts(True, True)})
+    second, _ = model({"tokens": x[:, W:], "reset": starts(False, False)}, state=state)
+    np.testing.assert_allclose(
+        to_numpy(whole), np.concatenate([to_numpy(first), to_numpy(second)], 1), atol=1e-4
+    )
+    path = os.path.join(tmp_path, "recurrent.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    again, _ = loaded({"tokens": x, "reset": starts(True, True)})
+    np.testing.assert_allclose(to_numpy(again), to_numpy(whole), atol=1e-5)
