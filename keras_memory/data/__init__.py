@@ -4,7 +4,7 @@ from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokeniz
 from keras_memory.data.corpora import Corpus, python_source_corpus, text_files_corpus
 from keras_memory.data.pg19 import pg19_corpus
 from keras_memory.data.step_window import StepWindow
-from keras_memory.data.streaming import SegmentStream, document_segments
+from keras_memory.data.streaming import SegmentStream, document_segments, special_token_ids
 from keras_memory.data.synthetic import (
     SyntheticDocument,
     associative_recall_documents,
@@ -40,6 +40,7 @@ __all__ = [
     "pg19_corpus",
     "python_source_corpus",
     "save_tokenizer",
+    "special_token_ids",
     "text_files_corpus",
     "tokenize_in_tf_data",
     "train_bpe",

@@ -66,9 +66,12 @@ class SegmentStream(keras.utils.PyDataset):
         segment_length: int. Tokens per segment.
         seed: int or None. Document-shuffle seed; None keeps the given order.
         vocab_size: int or None. If given, every id is checked against it.
-        bos_id, eos_id, pad_id: int. Special ids (see `document_segments`);
-            the defaults are `ByteTokenizer`'s. A keras-hub vocabulary passes
-            its own, e.g. GPT-2's `<|endoftext|>` (50256) for all three.
+        bos_id: int. Id read before a document's first token (see
+            `document_segments`); defaults to `ByteTokenizer`'s.
+        eos_id: int. Id predicted after its last token.
+        pad_id: int. Id of the padding, whose targets the loss ignores. A
+            keras-hub vocabulary passes its own ids, e.g. GPT-2's
+            `<|endoftext|>` (50256) for all three.
 
     Example:
     ```python
@@ -209,3 +212,34 @@ class SegmentStream(keras.utils.PyDataset):
 
 def _num_segments(num_tokens, segment_length):
     return -(-(num_tokens + 1) // segment_length)
+
+
+def special_token_ids(tokenizer):
+    """`SegmentStream`'s `bos_id`, `eos_id` and `pad_id` for a keras-hub tokenizer.
+
+    BOS and EOS are the tokenizer's `start_token_id` and `end_token_id`
+    (GPT-2: both `<|endoftext|>`, 50256, the separator it was trained with;
+    OPT: both `</s>`, 2). Padding is `pad_token_id` only where that is one of
+    the tokenizer's special tokens (OPT: `<pad>`, 1): keras-hub's GPT-2
+    tokenizer reports `pad_token_id = 0`, the ordinary token "!", and padding
+    with it would drop every "!" from the loss. GPT-2 has no padding token,
+    so it pads with `<|endoftext|>`; the loss then ignores the EOS target
+    too, one token per document, and keeps every real token.
+
+    Args:
+        tokenizer: a keras-hub tokenizer with `end_token_id`.
+
+    Returns:
+        `{"bos_id": int, "eos_id": int, "pad_id": int}`.
+    """
+    eos = getattr(tokenizer, "end_token_id", None)
+    if eos is None:
+        raise ValueError(
+            f"`tokenizer` ({type(tokenizer).__name__}) has no end_token_id to separate documents."
+        )
+    bos = getattr(tokenizer, "start_token_id", None)
+    bos = eos if bos is None else bos
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None or pad not in getattr(tokenizer, "special_token_ids", ()):
+        pad = eos
+    return {"bos_id": int(bos), "eos_id": int(eos), "pad_id": int(pad)}

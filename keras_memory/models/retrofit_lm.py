@@ -48,7 +48,10 @@ class RetrofitLM(SegmentLM):
         retrieval: str. `KNNAttention` retrieval method. Defaults to
             `"exact"`.
         stateful: bool. Keep the memory in variables for `model.fit`.
-        pad_token_id: int. Target id the default loss ignores. Defaults to 0.
+        pad_token_id: int. Target id the default loss ignores. Defaults to 0
+            (`ByteTokenizer`'s); with a keras-hub vocabulary use its padding
+            id (`keras_memory.data.special_token_ids`), which
+            `from_preset` does for you.
         **kwargs: `keras.Model` keyword arguments (`name`, `dtype`).
 
     Call arguments:
@@ -92,6 +95,9 @@ class RetrofitLM(SegmentLM):
     ):
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
+            # A deserialised backbone keeps its `trainable` flag but, on torch,
+            # not its weights' (Keras 3.15): setting it again pushes it down.
+            backbone.trainable = backbone.trainable
         _check_backbone(backbone)
         num_layers = len(backbone.transformer_layers)
         if memory_layer is None:
@@ -133,7 +139,7 @@ class RetrofitLM(SegmentLM):
         )
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
+    def from_preset(cls, preset, load_weights=True, pad_token_id=None, **kwargs):
         """Loads a keras-hub backbone preset and inserts the memory block.
 
         Args:
@@ -141,12 +147,27 @@ class RetrofitLM(SegmentLM):
                 `"opt_125m_en"`), a `kaggle://` / `hf://` handle or a local
                 preset directory (`backbone.save_to_preset(path)`).
             load_weights: bool. Load the pretrained weights.
+            pad_token_id: int or None. The padding id the loss ignores; None
+                takes it from the preset's tokenizer
+                (`keras_memory.data.special_token_ids`: GPT-2 50256, OPT 1),
+                the id to give `SegmentStream` as well.
             **kwargs: `RetrofitLM` arguments (`memory_size`, `stateful`, ...).
         """
         import keras_hub  # imported on use: it pulls in TensorFlow Text
 
+        from keras_memory.data.streaming import special_token_ids
+
         backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=load_weights)
-        return cls(backbone, **kwargs)
+        if pad_token_id is None:
+            try:
+                tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+            except Exception as error:
+                raise ValueError(
+                    f"Could not load a tokenizer from preset {preset!r} to find its padding "
+                    "id; pass `pad_token_id`."
+                ) from error
+            pad_token_id = special_token_ids(tokenizer)["pad_id"]
+        return cls(backbone, pad_token_id=pad_token_id, **kwargs)
 
     def build(self, input_shape):
         token_shape = input_shape["tokens"] if isinstance(input_shape, dict) else input_shape

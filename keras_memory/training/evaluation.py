@@ -41,9 +41,9 @@ def evaluate_bits_per_token(model, stream, max_steps=None):
     per-batch means instead). With the byte tokenizer this is bits per byte.
 
     Args:
-        model: a `MemoryLM`, stateful (its memory is reset first and after)
-            or functional.
-        stream: a `SegmentStream`.
+        model: a `MemoryLM` or `RetrofitLM`, stateful (its memory is reset
+            first and after) or functional.
+        stream: a `SegmentStream`; its `pad_id` targets are not scored.
         max_steps: int or None. Stop after this many steps.
 
     Returns:
@@ -51,10 +51,12 @@ def evaluate_bits_per_token(model, stream, max_steps=None):
         `steps`.
     """
     steps = len(stream) if max_steps is None else min(max_steps, len(stream))
+    # The stream's own padding id: a keras-hub vocabulary's id 0 is a real token.
+    pad_id = getattr(stream, "special_ids", {}).get("pad_id", PAD_ID)
     total_nats, total_tokens = 0.0, 0
     for _, _, targets, logits in stream_logits(model, stream, steps):
         logits = logits.astype(np.float64)
-        mask = targets != PAD_ID
+        mask = targets != pad_id
         log_norm = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1))
         log_norm += logits.max(-1)
         picked = np.take_along_axis(logits, targets[..., None], -1)[..., 0]

@@ -104,7 +104,11 @@ def test_from_preset_loads_the_backbone_weights(tmp_path):
     backbone = keras_hub.models.GPT2Backbone(**SIZES)
     preset = os.path.join(tmp_path, "gpt2_preset")
     backbone.save_to_preset(preset)
-    model = RetrofitLM.from_preset(preset, memory_size=64, num_neighbors=4, window_length=W)
+    options = dict(memory_size=64, num_neighbors=4, window_length=W)
+    # Without a tokenizer in the preset the padding id must be given.
+    with pytest.raises(ValueError, match="pass `pad_token_id`"):
+        RetrofitLM.from_preset(preset, **options)
+    model = RetrofitLM.from_preset(preset, pad_token_id=0, **options)
     assert model.backbone.num_layers == SIZES["num_layers"]
     ids = tokens(2)
     logits, _ = model({"tokens": ids, "reset": rows(True, True)})
@@ -145,3 +149,18 @@ def test_bad_arguments_name_the_problem():
         model({"tokens": too_long, "reset": rows(True)})
     with pytest.raises(ValueError, match="vocab_size"):
         model({"tokens": np.full((1, SEGMENT), 300, "int32"), "reset": rows(True)})
+
+
+def test_a_frozen_backbone_stays_frozen_after_loading(tmp_path):
+    model = retrofit()
+    model.backbone.trainable = False
+    model({"tokens": tokens(2), "reset": rows(True, True)})
+    trainable = len(model.trainable_weights)
+    assert trainable == len(model.memory_norm.weights) + len(
+        model.memory_attention.trainable_weights
+    )
+    path = os.path.join(tmp_path, "frozen.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert not loaded.backbone.trainable
+    assert len(loaded.trainable_weights) == trainable
