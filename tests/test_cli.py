@@ -227,7 +227,7 @@ def test_block_recurrent_kind_trains_evaluates_and_generates(corpus, tmp_path, c
     )
     model, progress = load_checkpoint(workdir)
     assert progress["run_config"]["gate"] == "lstm" and progress["run_config"]["num_states"] == 8
-    recurrent = model.blocks[-1].attention
+    recurrent = model.blocks[0].attention
     assert type(recurrent).__name__ == "BlockRecurrentAttention"
     assert (recurrent.gate, recurrent.variant, recurrent.num_states) == ("lstm", "skip", 8)
     capsys.readouterr()

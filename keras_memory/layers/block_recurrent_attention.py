@@ -58,8 +58,11 @@ class BlockRecurrentAttention(XLAttention):
         state_intermediate_dim: int or None. Hidden width of the state's
             feed-forward (`"dual"` / `"single"`); defaults to 4x hidden_dim.
         use_cache: bool. Carry the XL cache. Defaults to True.
-        include_self, normalize_keys, use_position_bias,
-        num_position_buckets, max_position_distance: see `XLAttention`.
+        include_self: bool. See `XLAttention`.
+        normalize_keys: bool. See `XLAttention`; also for the state.
+        use_position_bias: bool. T5 bias on the token self-attention.
+        num_position_buckets: int. See `XLAttention`.
+        max_position_distance: int. See `XLAttention`.
         stateful: bool. Keep cache and state in variables for `model.fit`.
         kernel_initializer: initializer of the projections.
         **kwargs: base layer keyword arguments.
@@ -169,23 +172,21 @@ class BlockRecurrentAttention(XLAttention):
         attended = (None, self.num_states, 2 * inner)
         ffn_dim = self.state_intermediate_dim or 4 * hidden
         if self.variant == "single":
-            self.state_ffn_hidden = self._dense(ffn_dim, attended, "state_ffn_hidden", bias=True)
+            self.state_ffn_hidden = self._dense(ffn_dim, attended, "state_ffn_hidden")
             self.state_ffn_output = self._dense(
-                hidden, (None, self.num_states, ffn_dim), "state_ffn_output", bias=True
+                hidden, (None, self.num_states, ffn_dim), "state_ffn_output"
             )
             self._build_gate("ffn", ffn_dim, hidden)
         else:
-            self.state_output_projection = self._dense(
-                hidden, attended, "state_output_projection", bias=True
-            )
+            self.state_output_projection = self._dense(hidden, attended, "state_output_projection")
             self._build_gate("attention", 2 * inner, hidden)
             if self.variant == "dual":
                 self.state_ffn_norm = self._sublayer(
                     keras.layers.RMSNormalization, state_shape, epsilon=1e-6
                 )
-                self.state_ffn_hidden = self._dense(ffn_dim, state_shape, "state_ffn_hidden", True)
+                self.state_ffn_hidden = self._dense(ffn_dim, state_shape, "state_ffn_hidden")
                 self.state_ffn_output = self._dense(
-                    hidden, (None, self.num_states, ffn_dim), "state_ffn_output", bias=True
+                    hidden, (None, self.num_states, ffn_dim), "state_ffn_output"
                 )
                 self._build_gate("ffn", ffn_dim, hidden)
         super().build(input_shape)
@@ -195,12 +196,13 @@ class BlockRecurrentAttention(XLAttention):
         layer.build(shape)
         return layer
 
-    def _dense(self, units, shape, name, bias=False):
+    def _dense(self, units, shape, name):
+        # Bias-free, like every projection and feed-forward in meliad.
         return self._sublayer(
             keras.layers.Dense,
             shape,
             units=units,
-            use_bias=bias,
+            use_bias=False,
             kernel_initializer=keras.initializers.get(
                 keras.initializers.serialize(self.kernel_initializer)
             ),

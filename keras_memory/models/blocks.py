@@ -16,8 +16,8 @@ def default_memory_layer(num_layers):
 
 
 def default_recurrent_layer(num_layers):
-    """meliad's position of the recurrent layer: three quarters up (layer 9 of 12)."""
-    return min(num_layers - 1, (3 * num_layers) // 4)
+    """meliad's position of the recurrent layer: third from the top (layer 9 of 12)."""
+    return max(0, num_layers - 3)
 
 
 def make_blocks(
