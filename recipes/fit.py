@@ -1,4 +1,4 @@
-"""Train a memory LM with `model.fit` on long documents: local, xl or memorizing.
+"""Train a memory LM with `model.fit` on long documents: any kind, memorizing to block-recurrent.
 
 Each batch row reads one document's segments in order; the model is stateful,
 so its memory (XL cache, kNN memory) is carried from step to step inside `fit`
@@ -7,6 +7,7 @@ corpus, preset or kind.
 
     python recipes/fit.py --kind xl --steps 300
     python recipes/fit.py --kind memorizing --memory-size 8192 --retrieval exact
+    python recipes/fit.py --kind block_recurrent --gate fixed --variant skip
     KERAS_BACKEND=torch python recipes/fit.py --kind local --data ~/books
 """
 
@@ -26,6 +27,8 @@ def main():
     parser.add_argument(
         "--retrieval", default="exact", help="memorizing: exact|bucketed|approx|scann"
     )
+    parser.add_argument("--gate", default="fixed", help="block_recurrent: fixed|lstm")
+    parser.add_argument("--variant", default="skip", help="block_recurrent: skip|dual|single")
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--data", default=None, help="Text folder; default: Python sources.")
     parser.add_argument("--steps", type=int, default=300)
@@ -48,6 +51,8 @@ def main():
         memory = {"memory_size": args.memory_size}
         if args.kind == "memorizing":
             memory["retrieval"] = args.retrieval
+    if args.kind == "block_recurrent":
+        memory = {"gate": args.gate, "variant": args.variant}
     model = MemoryLM.from_preset(args.preset, kind=args.kind, stateful=True, **memory)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3))  # padding-masked loss by default
     model.fit(
