@@ -57,6 +57,13 @@ class BlockRecurrentAttention(XLAttention):
         variant: str. `"skip"` (the paper's best), `"dual"` or `"single"`.
         state_intermediate_dim: int or None. Hidden width of the state's
             feed-forward (`"dual"` / `"single"`); defaults to 4x hidden_dim.
+        state_dropout: float. In training, the probability that a row
+            starts a segment from the learned initial state instead of its
+            carried state (the PyTorch port's dropout of whole states).
+            Defaults to 0.
+        memory_dropout: float. In training, the probability that a row
+            ignores its XL cache for a segment. Defaults to 0.
+        seed: int or None. Seed of the two dropouts.
         use_cache: bool. Carry the XL cache. Defaults to True.
         include_self: bool. See `XLAttention`.
         normalize_keys: bool. See `XLAttention`; also for the state.
@@ -98,6 +105,9 @@ class BlockRecurrentAttention(XLAttention):
         gate="fixed",
         variant="skip",
         state_intermediate_dim=None,
+        state_dropout=0.0,
+        memory_dropout=0.0,
+        seed=None,
         use_cache=True,
         include_self=False,
         normalize_keys=True,
@@ -135,6 +145,13 @@ class BlockRecurrentAttention(XLAttention):
                 "`state_intermediate_dim` must be a positive int or None; got "
                 f"{state_intermediate_dim!r}."
             )
+        for arg, value in (("state_dropout", state_dropout), ("memory_dropout", memory_dropout)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"`{arg}` must be in [0, 1]; got {value!r}.")
+        self.state_dropout = state_dropout
+        self.memory_dropout = memory_dropout
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.num_states = num_states
         self.gate = gate
         self.variant = variant
@@ -242,19 +259,25 @@ class BlockRecurrentAttention(XLAttention):
     def call_with_state(self, x, state, reset, training):
         self._check_segment_length(x)
         w = self.window_length
+        batch = ops.shape(x)[0]
+        forget_state, forget_cache = reset, reset
+        if training and (self.state_dropout or self.memory_dropout):
+            # Whole rows lose their incoming state / XL cache for this segment.
+            draws = keras.random.uniform((2, batch), seed=self.seed_generator)
+            forget_state = ops.logical_or(reset, draws[0] < self.state_dropout)
+            forget_cache = ops.logical_or(reset, draws[1] < self.memory_dropout)
         queries, keys, values = self.project_qkv(x)
-        local, new_state = self.local_attention(queries, keys, values, state, reset)
+        local, new_state = self.local_attention(queries, keys, values, state, forget_cache)
         queries2 = self._heads(self.token_query2_projection(x))
         queries2 = l2_normalize(queries2) if self.normalize_keys else queries2 * self.head_dim**-0.5
 
-        start = ops.logical_or(reset, state["recurrent_valid"] <= 0)
+        start = ops.logical_or(forget_state, state["recurrent_valid"] <= 0)
         initial = ops.cast(self.initial_recurrent_state, "float32")[None]
         recurrent = ops.where(start[:, None, None], initial, state["recurrent_state"])
 
         # The state's first block reads the previous segment's last block.
-        batch = ops.shape(x)[0]
         if self.use_cache:
-            keep = ops.logical_not(reset)
+            keep = ops.logical_not(forget_cache)
             previous_keys = zero_rows(state["keys"], keep)
             previous_values = zero_rows(state["values"], keep)
             previous_valid = ops.logical_and(keep, state["valid"] > 0)
@@ -357,6 +380,9 @@ class BlockRecurrentAttention(XLAttention):
                 "gate": self.gate,
                 "variant": self.variant,
                 "state_intermediate_dim": self.state_intermediate_dim,
+                "state_dropout": self.state_dropout,
+                "memory_dropout": self.memory_dropout,
+                "seed": self.seed,
             }
         )
         return config

@@ -39,6 +39,7 @@ def make_blocks(
     gate="fixed",
     variant="skip",
     recurrent_layer=None,
+    state_dropout=0.0,
     **attention_options,
 ):
     """Builds the list of blocks of a `kind` model.
@@ -68,6 +69,8 @@ def make_blocks(
         variant: str. `"skip"`, `"dual"` or `"single"` (block_recurrent).
         recurrent_layer: int or None. Index of the recurrent layer
             (block_recurrent); defaults to `default_recurrent_layer`.
+        state_dropout: float. Training-time probability that a row drops
+            its whole recurrent state for a segment (block_recurrent).
         **attention_options: passed to every `XLAttention`
             (`include_self`, `normalize_keys`, `use_position_bias`, ...).
 
@@ -116,6 +119,7 @@ def make_blocks(
                 gate=gate,
                 variant=variant,
                 state_intermediate_dim=intermediate_dim,
+                state_dropout=state_dropout,
                 **common,
                 **attention_options,
             )

@@ -223,3 +223,31 @@ def test_config_round_trip_and_bad_arguments():
         make_layer(num_states=0)
     with pytest.raises(ValueError, match="multiple of `window_length`"):
         make_layer()(randn(2, W + 1, HIDDEN))
+
+
+def test_state_and_memory_dropout_drop_whole_rows_in_training_only():
+    layer = make_layer(state_dropout=1.0, memory_dropout=1.0, seed=0)
+    x = randn(2, 2 * W, HIDDEN)
+    fresh, _ = layer(x, reset=rows(True, True))
+    carried = some_state(layer)
+    dropped, _ = layer(x, state=carried, reset=rows(False, False), training=True)
+    kept, _ = layer(x, state=carried, reset=rows(False, False), training=False)
+    plain = make_layer()
+    plain(x)
+    for target, source in zip(plain.weights, layer.weights):
+        target.assign(source)
+    expected, _ = plain(x, state=carried, reset=rows(False, False))
+    # Dropped entirely in training: a fresh start; untouched at inference.
+    np.testing.assert_allclose(to_numpy(dropped), to_numpy(fresh), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(kept), to_numpy(expected), atol=1e-5)
+    # State dropout alone keeps the XL cache: the learned state, the carried cache.
+    state_only = make_layer(state_dropout=1.0, seed=0)
+    state_only(x)
+    for target, source in zip(state_only.weights, layer.weights):
+        target.assign(source)
+    no_state = dict(carried, recurrent_valid=np.zeros(2, "int32"))
+    got, _ = state_only(x, state=carried, reset=rows(False, False), training=True)
+    want, _ = plain(x, state=no_state, reset=rows(False, False))
+    np.testing.assert_allclose(to_numpy(got), to_numpy(want), atol=1e-5)
+    with pytest.raises(ValueError, match="`state_dropout`"):
+        make_layer(state_dropout=1.5)
