@@ -227,3 +227,11 @@ def test_block_recurrent_model_two_segments_equal_one_and_round_trips(tmp_path):
     loaded = keras.saving.load_model(path)
     again, _ = loaded({"tokens": x, "reset": starts(True, True)})
     np.testing.assert_allclose(to_numpy(again), to_numpy(whole), atol=1e-5)
+
+
+def test_block_recurrent_model_fits_with_state_dropout():
+    model = small_model("block_recurrent", stateful=True, num_states=4, state_dropout=0.5)
+    model.compile(optimizer=keras.optimizers.AdamW(3e-3))
+    losses = model.fit(make_stream(), epochs=2, verbose=0).history["loss"]
+    assert np.all(np.isfinite(losses))
+    assert model.blocks[0].attention.state_dropout == 0.5
