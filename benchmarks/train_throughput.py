@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 from keras_memory.backend.device import device_name
-from keras_memory.models import PRESETS, MemoryLM
+from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
 
 # --preset d512: (preset, overrides, default batch size; 8 for the other presets)
 D512 = ("small_d512", {"window_length": 512, "segment_length": 2048}, 2)
@@ -106,7 +106,9 @@ def measure(args, kind, preset, overrides, batch_size):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="tiny", choices=[*sorted(PRESETS), "d512"])
-    parser.add_argument("--kind", action="append", help="xl and/or local; repeat or comma list")
+    parser.add_argument(
+        "--kind", action="append", help=f"any of {', '.join(MODEL_KINDS)}; repeat or comma list"
+    )
     parser.add_argument("--batch-size", type=int, help="default 8; 2 for d512")
     parser.add_argument("--segment-length", type=int)
     parser.add_argument("--window-length", type=int)
@@ -116,8 +118,8 @@ def main():
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     args = parser.parse_args()
     kinds = [k for arg in args.kind or ["xl,local"] for k in arg.split(",") if k]
-    if set(kinds) - {"xl", "local"} or args.steps < 1 or args.warmup < 0:
-        parser.error("--kind must be xl or local, --steps >= 1 and --warmup >= 0")
+    if set(kinds) - set(MODEL_KINDS) or args.steps < 1 or args.warmup < 0:
+        parser.error(f"--kind must be in {MODEL_KINDS}, --steps >= 1 and --warmup >= 0")
 
     preset, overrides, batch_size = D512 if args.preset == "d512" else (args.preset, {}, 8)
     keys = ("segment_length", "window_length", "vocab_size")
