@@ -162,16 +162,7 @@ class MemoryLM(SegmentLM):
             block.reset_state()
 
     def call(self, inputs, state=None, training=None):
-        if isinstance(inputs, dict):
-            tokens, reset = inputs["tokens"], inputs.get("reset")
-        else:
-            tokens, reset = inputs, None
-        if len(tokens.shape) != 2:
-            raise ValueError(
-                f"`tokens` must have shape (batch, sequence); got {tuple(tokens.shape)}."
-            )
-        if self.stateful and state is not None:
-            raise ValueError("This model is stateful: do not pass `state`.")
+        tokens, reset = self.unpack_inputs(inputs, state)
         if not self.stateful and state is not None and len(state) != len(self.blocks):
             raise ValueError(
                 f"`state` must be a list of {len(self.blocks)} per-block states; got {len(state)}."

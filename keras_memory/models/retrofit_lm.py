@@ -189,22 +189,13 @@ class RetrofitLM(SegmentLM):
         self.memory_attention.reset_state()
 
     def call(self, inputs, state=None, training=None):
-        if isinstance(inputs, dict):
-            tokens, reset = inputs["tokens"], inputs.get("reset")
-        else:
-            tokens, reset = inputs, None
-        if len(tokens.shape) != 2:
-            raise ValueError(
-                f"`tokens` must have shape (batch, sequence); got {tuple(tokens.shape)}."
-            )
+        tokens, reset = self.unpack_inputs(inputs, state)
         length = tokens.shape[1]
         if length is not None and length > self.backbone.max_sequence_length:
             raise ValueError(
                 f"The segment length ({length}) exceeds the backbone's "
                 f"max_sequence_length ({self.backbone.max_sequence_length})."
             )
-        if self.stateful and state is not None:
-            raise ValueError("This model is stateful: do not pass `state`.")
         # Attention is causal, so padding after a document's end cannot reach
         # a real token's logits; the loss ignores the padding targets.
         padding_mask = ops.ones_like(tokens, dtype="int32")

@@ -26,6 +26,24 @@ class SegmentLM(keras.Model):
             self.check_tokens(tokens)
         return super().__call__(inputs, *args, **kwargs)
 
+    def unpack_inputs(self, inputs, state):
+        """Returns `(tokens, reset)` of a call's inputs, checked.
+
+        Raises ValueError unless the tokens are `(batch, S)` and, for a
+        stateful model, `state` is None.
+        """
+        if isinstance(inputs, dict):
+            tokens, reset = inputs["tokens"], inputs.get("reset")
+        else:
+            tokens, reset = inputs, None
+        if len(tokens.shape) != 2:
+            raise ValueError(
+                f"`tokens` must have shape (batch, sequence); got {tuple(tokens.shape)}."
+            )
+        if self.stateful and state is not None:
+            raise ValueError("This model is stateful: do not pass `state`.")
+        return tokens, reset
+
     def check_tokens(self, tokens):
         """Raises ValueError unless `tokens` is an int `(batch, S)` array in range."""
         tokens = np.asarray(tokens)
