@@ -43,8 +43,11 @@ def xl_attention(
     include_self=False,
     normalize_keys=True,
     use_position_bias=True,
+    memory=None,
 ):
-    """Reference attention. `cache` is (keys, values) of shape (B, W, H, D) or None.
+    """Reference attention. `cache` is (keys, values) of shape (B, W, H, D) or None;
+    `memory` (keys, values) of shape (B, M, H, D) or None is seen by every query,
+    without position bias.
 
     `weights`: dict with `qkv` (d, 3HD), `out` (HD, d), `bias_table` (H, 32),
     `scale` (H,).
@@ -75,14 +78,18 @@ def xl_attention(
         if use_position_bias:
             buckets = np.array([t5_bucket(max(int(n), 0)) for n in dist])
             logits = logits + weights["bias_table"][:, buckets][None]
+        logits = np.where(allowed[None, None], logits, -np.inf)
+        step_values = values
+        if memory is not None:
+            logits = np.concatenate([np.einsum("bhd,bmhd->bhm", q[:, i], memory[0]), logits], -1)
+            step_values = np.concatenate([memory[1], values], axis=1)
+        elif not allowed.any():
+            continue
         if normalize_keys:
             logits = logits * np.abs(weights["scale"])[None, :, None]
-        if not allowed.any():
-            continue
-        logits = np.where(allowed[None, None], logits, -np.inf)
         p = np.exp(logits - logits.max(-1, keepdims=True))
         p = p / p.sum(-1, keepdims=True)
-        out[:, i] = np.einsum("bhk,bkhd->bhd", p, values)
+        out[:, i] = np.einsum("bhk,bkhd->bhd", p, step_values)
     return out.reshape(b, s, -1) @ weights["out"], (k[:, -window:], v[:, -window:])
 
 

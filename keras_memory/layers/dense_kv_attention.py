@@ -69,7 +69,13 @@ class DenseKVAttention(XLAttention):
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
-        for key in ("window_length", "use_cache", "use_position_bias"):
+        for key in (
+            "window_length",
+            "use_cache",
+            "use_position_bias",
+            "compressed_memory_size",
+            "compression_rate",
+        ):
             kwargs.pop(key, None)
         if not isinstance(memory_size, int) or memory_size < 1:
             raise ValueError(f"`memory_size` must be a positive int; got {memory_size!r}.")
@@ -141,6 +147,8 @@ class DenseKVAttention(XLAttention):
             "use_position_bias",
             "num_position_buckets",
             "max_position_distance",
+            "compressed_memory_size",
+            "compression_rate",
         ):
             config.pop(key)
         config["memory_size"] = self.memory_size

@@ -48,6 +48,16 @@ class XLAttention(MemoryLayer):
             to True.
         num_position_buckets: int. T5 buckets. Defaults to 32.
         max_position_distance: int. T5 max distance. Defaults to 128.
+        compressed_memory_size: int. Entries of a compressed memory
+            (Compressive Transformer): at each segment's end the tokens that
+            leave the local view (the old cache and every block but the
+            last) are mean-pooled over `compression_rate` tokens (keys
+            re-normalised) and pushed into a first-in first-out memory of this
+            size, which every query attends to in the same softmax as its
+            window, without position bias. 0 (the default) turns it off;
+            needs `use_cache`.
+        compression_rate: int. Tokens per compressed entry; divides
+            `window_length` and the segment length. Defaults to 4.
         stateful: bool. Keep the cache in variables for `model.fit`.
         kernel_initializer: initializer of the projections.
         **kwargs: base layer keyword arguments.
@@ -92,6 +102,8 @@ class XLAttention(MemoryLayer):
         use_position_bias=True,
         num_position_buckets=32,
         max_position_distance=128,
+        compressed_memory_size=0,
+        compression_rate=4,
         stateful=False,
         kernel_initializer="glorot_uniform",
         **kwargs,
@@ -104,6 +116,24 @@ class XLAttention(MemoryLayer):
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{arg}` must be a positive int; got {value!r}.")
+        if not isinstance(compressed_memory_size, int) or compressed_memory_size < 0:
+            raise ValueError(
+                f"`compressed_memory_size` must be an int >= 0; got {compressed_memory_size!r}."
+            )
+        if compressed_memory_size:
+            if not use_cache:
+                raise ValueError("`compressed_memory_size` needs `use_cache=True`.")
+            if not isinstance(compression_rate, int) or compression_rate < 1:
+                raise ValueError(
+                    f"`compression_rate` must be a positive int; got {compression_rate!r}."
+                )
+            if window_length % compression_rate:
+                raise ValueError(
+                    f"`window_length` ({window_length}) must be a multiple of "
+                    f"`compression_rate` ({compression_rate})."
+                )
+        self.compressed_memory_size = compressed_memory_size
+        self.compression_rate = compression_rate
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.window_length = window_length
@@ -163,11 +193,17 @@ class XLAttention(MemoryLayer):
         if not self.use_cache:
             return {}
         cache_shape = (batch_size, self.window_length, self.num_heads, self.head_dim)
-        return {
+        shapes = {
             "keys": (cache_shape, "float32"),
             "values": (cache_shape, "float32"),
             "valid": ((batch_size,), "int32"),
         }
+        if self.compressed_memory_size:
+            compressed = (batch_size, self.compressed_memory_size, self.num_heads, self.head_dim)
+            shapes["compressed_keys"] = (compressed, "float32")
+            shapes["compressed_values"] = (compressed, "float32")
+            shapes["compressed_valid"] = ((batch_size, self.compressed_memory_size), "int32")
+        return shapes
 
     def project_qkv(self, x):
         """Returns queries, keys and values `(batch, S, heads, head_dim)`.
@@ -205,13 +241,19 @@ class XLAttention(MemoryLayer):
         Returns:
             `(outputs, new_cache_state)`, outputs `(batch, S, heads, head_dim)`.
         """
-        cache = {}
+        cache, memory = {}, {}
         if self.use_cache:
             keep = ops.logical_not(reset)
             cache = {
                 "cache_keys": zero_rows(state["keys"], keep),
                 "cache_values": zero_rows(state["values"], keep),
                 "cache_valid": ops.logical_and(keep, state["valid"] > 0),
+            }
+        if self.compressed_memory_size:
+            memory = {
+                "memory_keys": zero_rows(state["compressed_keys"], keep),
+                "memory_values": zero_rows(state["compressed_values"], keep),
+                "memory_valid": ops.logical_and(keep[:, None], state["compressed_valid"] > 0),
             }
         w = self.window_length
         outputs = sliding_window_attention(
@@ -225,6 +267,7 @@ class XLAttention(MemoryLayer):
             logit_scale=ops.abs(self.attention_scale) if self.normalize_keys else None,
             include_self=self.include_self,
             **cache,
+            **memory,
         )
         new_state = {}
         if self.use_cache:
@@ -233,7 +276,52 @@ class XLAttention(MemoryLayer):
                 "values": ops.cast(values[:, -w:], "float32"),
                 "valid": ops.ones_like(state["valid"]),
             }
+        if self.compressed_memory_size:
+            new_state.update(self._compress(keys, values, cache, memory))
         return outputs, new_state
+
+    def _compress(self, keys, values, cache, memory):
+        """The compressed memory after this segment (Compressive Transformer).
+
+        What leaves the local view at the segment's end (the old cache and
+        every block but the last) is mean-pooled over `compression_rate`
+        consecutive tokens and pushed into a first-in first-out memory.
+        """
+        w, rate = self.window_length, self.compression_rate
+        batch, length = ops.shape(keys)[0], keys.shape[1]
+        leaving_keys = ops.concatenate(
+            [cache["cache_keys"], ops.cast(keys[:, : length - w], "float32")], axis=1
+        )
+        leaving_values = ops.concatenate(
+            [cache["cache_values"], ops.cast(values[:, : length - w], "float32")], axis=1
+        )
+        leaving_valid = ops.concatenate(
+            [
+                ops.repeat(cache["cache_valid"][:, None], w, axis=1),
+                ops.ones((batch, length - w), "bool"),
+            ],
+            axis=1,
+        )
+
+        def pool(tensor):
+            grouped = ops.reshape(tensor, (batch, length // rate, rate, *tensor.shape[2:]))
+            return ops.mean(grouped, axis=2)
+
+        pooled_keys = pool(leaving_keys)
+        if self.normalize_keys:
+            pooled_keys = l2_normalize(pooled_keys)
+        size = self.compressed_memory_size
+
+        def push(old, new):
+            return ops.concatenate([old, new], axis=1)[:, -size:]
+
+        return {
+            "compressed_keys": push(memory["memory_keys"], pooled_keys),
+            "compressed_values": push(memory["memory_values"], pool(leaving_values)),
+            "compressed_valid": ops.cast(
+                push(memory["memory_valid"], leaving_valid[:, ::rate]), "int32"
+            ),
+        }
 
     def project_output(self, outputs):
         """Merges heads `(batch, S, heads, head_dim)` and applies the output projection."""
@@ -259,6 +347,8 @@ class XLAttention(MemoryLayer):
                 "use_position_bias": self.use_position_bias,
                 "num_position_buckets": self.num_position_buckets,
                 "max_position_distance": self.max_position_distance,
+                "compressed_memory_size": self.compressed_memory_size,
+                "compression_rate": self.compression_rate,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

@@ -59,6 +59,9 @@ def sliding_window_attention(
     position_bias=None,
     logit_scale=None,
     include_self=False,
+    memory_keys=None,
+    memory_values=None,
+    memory_valid=None,
 ):
     """Causal sliding-window attention over a segment, with an optional XL cache.
 
@@ -83,6 +86,11 @@ def sliding_window_attention(
         logit_scale: float tensor `(heads,)` or None, multiplies the logits
             after the bias (meliad's learned scale for normalised keys).
         include_self: bool. See `window_mask`.
+        memory_keys: float tensor `(batch, M, heads, head_dim)` or None:
+            older entries every query may attend to, in the same softmax as
+            its window (e.g. a compressed memory); no position bias.
+        memory_values: float tensor like `memory_keys`, or None.
+        memory_valid: bool tensor `(batch, M)` or None (all valid).
 
     Returns:
         A tensor `(batch, S, heads, head_dim)` in the dtype of `values`.
@@ -129,6 +137,38 @@ def sliding_window_attention(
         has_previous = has_previous.reshape(1, num_windows, 1, 1, 1)
     mask = ops.logical_and(band[None, None, None], ops.logical_or(is_current_key, has_previous))
 
-    weights = safe_softmax(logits, mask)
-    outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
+    if memory_keys is None:
+        weights = safe_softmax(logits, mask)
+        outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
+        return ops.reshape(outputs, (batch, seq_len, heads, dim))
+
+    # Every window also sees the memory: one softmax over [memory, window].
+    size = memory_keys.shape[1]
+    memory_logits = ops.einsum(
+        "bnqhd,bmhd->bnhqm", window_queries, ops.cast(memory_keys, queries.dtype)
+    )
+    memory_logits = ops.cast(memory_logits, "float32")
+    if logit_scale is not None:
+        memory_logits = memory_logits * ops.reshape(
+            ops.cast(logit_scale, "float32"), (1, 1, heads, 1, 1)
+        )
+    if memory_valid is None:
+        memory_mask = ops.ones((batch, 1, 1, 1, size), "bool")
+    else:
+        memory_mask = ops.reshape(ops.cast(memory_valid, "bool"), (-1, 1, 1, 1, size))
+    weights = safe_softmax(
+        ops.concatenate([memory_logits, logits], axis=-1),
+        ops.concatenate(
+            [
+                ops.broadcast_to(memory_mask, ops.shape(memory_logits)),
+                ops.broadcast_to(mask, ops.shape(logits)),
+            ],
+            axis=-1,
+        ),
+    )
+    weights = ops.cast(weights, values.dtype)
+    outputs = ops.einsum("bnhqk,bnkhd->bnqhd", weights[..., size:], window_values)
+    outputs = outputs + ops.einsum(
+        "bnhqm,bmhd->bnqhd", weights[..., :size], ops.cast(memory_values, values.dtype)
+    )
     return ops.reshape(outputs, (batch, seq_len, heads, dim))

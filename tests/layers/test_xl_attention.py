@@ -191,3 +191,78 @@ def test_mixed_precision_runs_and_keeps_float32_cache():
     y, state = layer(randn(B, 2 * W, HIDDEN), reset=starts(True, True))
     assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
     assert keras.backend.standardize_dtype(state["keys"].dtype) == "float32"
+
+
+def compressed_layer(**kwargs):
+    return make_layer(compressed_memory_size=6, compression_rate=2, **kwargs)
+
+
+def test_compressed_memory_matches_the_dense_reference():
+    layer = compressed_layer()
+    x = randn(B, W, HIDDEN)
+    state = layer.initial_state(B)
+    cache = (reference.l2_normalize(randn(B, W, H, D, seed=1)), randn(B, W, H, D, seed=2))
+    memory = (reference.l2_normalize(randn(B, 6, H, D, seed=3)), randn(B, 6, H, D, seed=4))
+    state = dict(
+        state,
+        keys=cache[0],
+        values=cache[1],
+        valid=np.ones(B, "int32"),
+        compressed_keys=memory[0],
+        compressed_values=memory[1],
+        compressed_valid=np.ones((B, 6), "int32"),
+    )
+    y, _ = layer(x, state=state, reset=starts(False, False))
+    expected, _ = reference.xl_attention(
+        x, reference_weights(layer), H, D, W, cache=cache, memory=memory
+    )
+    np.testing.assert_allclose(to_numpy(y), expected, atol=1e-5)
+
+
+def test_compressed_memory_holds_the_mean_of_what_left_the_window():
+    layer = compressed_layer()
+    x1, x2 = randn(B, 2 * W, HIDDEN, seed=1), randn(B, 2 * W, HIDDEN, seed=2)
+    _, state = layer(x1, reset=starts(True, True))
+    _, state = layer(x2, state=state, reset=starts(False, False))
+    # What left the local view: segment 1 entirely (its first block at the end
+    # of segment 1, its last block, the cache, at the end of segment 2), then
+    # segment 2's first block.
+    keys = np.concatenate([to_numpy(layer.project_qkv(x)[1]) for x in (x1, x2)], axis=1)
+    left = keys[:, : 3 * W]
+    pooled = reference.l2_normalize(left.reshape(B, 3 * W // 2, 2, H, D).mean(2))
+    np.testing.assert_allclose(to_numpy(state["compressed_keys"]), pooled, atol=1e-5)
+    np.testing.assert_array_equal(to_numpy(state["compressed_valid"]), 1)
+
+
+def test_compressed_memory_reaches_beyond_the_cache_and_reset_clears_it():
+    plain, compressed = make_layer(), compressed_layer()
+    for target, source in zip(compressed.weights, plain.weights):
+        target.assign(source)
+
+    def last_outputs(layer, first_segment, reset_last=False):
+        state = None
+        for step, x in enumerate(
+            [first_segment, randn(B, W, HIDDEN, seed=5), randn(B, W, HIDDEN, seed=6)]
+        ):
+            reset = starts(step == 0 or (reset_last and step == 2), step == 0)
+            y, state = layer(x, state=state, reset=reset)
+        return to_numpy(y)
+
+    a, b = randn(B, W, HIDDEN, seed=7), randn(B, W, HIDDEN, seed=8)
+    # The first segment is 2W back: out of reach of the window and the cache...
+    np.testing.assert_allclose(last_outputs(plain, a), last_outputs(plain, b), atol=1e-6)
+    # ...but not of the compressed memory,
+    assert np.abs(last_outputs(compressed, a) - last_outputs(compressed, b)).max() > 1e-4
+    # unless the row starts a new document (row 0 here; row 1 keeps it).
+    reset_a, reset_b = last_outputs(compressed, a, True), last_outputs(compressed, b, True)
+    np.testing.assert_allclose(reset_a[0], reset_b[0], atol=1e-6)
+    assert np.abs(reset_a[1] - reset_b[1]).max() > 1e-4
+
+
+def test_compressed_memory_arguments_are_checked_and_round_trip():
+    layer = compressed_layer()
+    assert XLAttention.from_config(layer.get_config()).compressed_memory_size == 6
+    with pytest.raises(ValueError, match="needs `use_cache=True`"):
+        XLAttention(H, D, W, use_cache=False, compressed_memory_size=4)
+    with pytest.raises(ValueError, match="multiple of `compression_rate`"):
+        XLAttention(H, D, W, compressed_memory_size=4, compression_rate=3)

@@ -235,3 +235,20 @@ def test_block_recurrent_model_fits_with_state_dropout():
     losses = model.fit(make_stream(), epochs=2, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses))
     assert model.blocks[0].attention.state_dropout == 0.5
+
+
+@pytest.mark.parametrize("kind", ["xl", "block_recurrent", "memorizing"])
+def test_compressed_xl_memories_in_every_layer_round_trip(tmp_path, kind):
+    model = small_model(kind, compressed_memory_size=4, compression_rate=2, num_states=4)
+    attentions = [block.attention for block in model.blocks]
+    assert all(a.compressed_memory_size == 4 for a in attentions)
+    x = tokens(2, 2 * W)
+    _, state = model({"tokens": x, "reset": starts(True, True)})
+    assert all(to_numpy(s["compressed_valid"]).sum() > 0 for s in state)
+    expected, _ = model({"tokens": x, "reset": starts(False, False)}, state=state)
+    path = os.path.join(tmp_path, "compressed.keras")
+    model.save(path)
+    got, _ = keras.saving.load_model(path)(
+        {"tokens": x, "reset": starts(False, False)}, state=state
+    )
+    np.testing.assert_allclose(to_numpy(got), to_numpy(expected), atol=1e-5)
