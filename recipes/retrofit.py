@@ -41,6 +41,7 @@ from keras_memory.data import (
 )
 from keras_memory.models import RetrofitLM
 from keras_memory.training import CheckpointEvery
+from keras_memory.training.evaluation import target_nats
 
 
 def main():
@@ -189,13 +190,10 @@ def bits_per_token(logits_fn, stream, max_steps):
     total_nats, total_tokens = 0.0, 0
     for step in range(min(max_steps, len(stream))):
         inputs, targets = stream[step]
-        logits = keras.ops.convert_to_numpy(logits_fn(inputs)).astype(np.float32)
-        top = logits.max(-1)
-        log_norm = np.log(np.exp(logits - top[..., None]).sum(-1, dtype=np.float64)) + top
-        picked = np.take_along_axis(logits, targets[..., None], -1)[..., 0]
-        mask = targets != pad_id
-        total_nats += float(((log_norm - picked) * mask).sum())
-        total_tokens += int(mask.sum())
+        logits = keras.ops.convert_to_numpy(logits_fn(inputs))
+        nats, tokens = target_nats(logits, targets, pad_id)
+        total_nats += nats
+        total_tokens += tokens
     return {
         "bits_per_token": total_nats / max(total_tokens, 1) / math.log(2),
         "tokens": total_tokens,

@@ -33,6 +33,25 @@ def stream_logits(model, stream, num_steps):
             model.reset_state()
 
 
+def target_nats(logits, targets, pad_id):
+    """Summed cross-entropy (nats) of the non-padding targets, and their count.
+
+    Args:
+        logits: float array `(..., vocab)`.
+        targets: int array `(...)`.
+        pad_id: int. Targets equal to it are not scored.
+
+    Returns:
+        `(nats, tokens)`: a float and an int.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    top = logits.max(-1)
+    log_norm = np.log(np.exp(logits - top[..., None]).sum(-1)) + top
+    picked = np.take_along_axis(logits, targets[..., None], -1)[..., 0]
+    mask = targets != pad_id
+    return float(((log_norm - picked) * mask).sum()), int(mask.sum())
+
+
 def evaluate_bits_per_token(model, stream, max_steps=None):
     """Mean bits per target token over `stream`, padding excluded.
 
@@ -55,13 +74,9 @@ def evaluate_bits_per_token(model, stream, max_steps=None):
     pad_id = getattr(stream, "special_ids", {}).get("pad_id", PAD_ID)
     total_nats, total_tokens = 0.0, 0
     for _, _, targets, logits in stream_logits(model, stream, steps):
-        logits = logits.astype(np.float64)
-        mask = targets != pad_id
-        log_norm = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1))
-        log_norm += logits.max(-1)
-        picked = np.take_along_axis(logits, targets[..., None], -1)[..., 0]
-        total_nats += float(((log_norm - picked) * mask).sum())
-        total_tokens += int(mask.sum())
+        nats, tokens = target_nats(logits, targets, pad_id)
+        total_nats += nats
+        total_tokens += tokens
     return {
         "bits_per_token": total_nats / max(total_tokens, 1) / math.log(2),
         "tokens": total_tokens,
