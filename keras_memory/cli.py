@@ -78,6 +78,12 @@ def _add_model(parser):
         help="Recurrent state vectors (block_recurrent); default: the preset's.",
     )
     parser.add_argument(
+        "--feedback",
+        action="store_true",
+        help="Every other layer also reads the recurrent state written after the previous "
+        "window (block_recurrent; meliad's feedback variant).",
+    )
+    parser.add_argument(
         "--memory-size",
         type=_memory_size,
         default=8192,
@@ -325,6 +331,7 @@ def train(args):
             "gate": args.gate,
             "variant": args.variant,
             "num_states": args.num_states or preset["num_states"],
+            "feedback": args.feedback,
         }
         run_config.update(memory_options)
     resuming = args.resume and model is not None

@@ -29,6 +29,9 @@ def main():
     )
     parser.add_argument("--gate", default="fixed", help="block_recurrent: fixed|lstm")
     parser.add_argument("--variant", default="skip", help="block_recurrent: skip|dual|single")
+    parser.add_argument(
+        "--feedback", action="store_true", help="block_recurrent: every layer reads the state"
+    )
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--data", default=None, help="Text folder; default: Python sources.")
     parser.add_argument("--steps", type=int, default=300)
@@ -52,7 +55,7 @@ def main():
         if args.kind == "memorizing":
             memory["retrieval"] = args.retrieval
     if args.kind == "block_recurrent":
-        memory = {"gate": args.gate, "variant": args.variant}
+        memory = {"gate": args.gate, "variant": args.variant, "feedback": args.feedback}
     model = MemoryLM.from_preset(args.preset, kind=args.kind, stateful=True, **memory)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3))  # padding-masked loss by default
     model.fit(

@@ -222,14 +222,26 @@ def test_block_recurrent_kind_trains_evaluates_and_generates(corpus, tmp_path, c
     workdir = str(tmp_path / "recurrent")
     main(
         train_args(
-            corpus, workdir, 2, "--model", "block_recurrent", "--gate", "lstm", "--num-states", "8"
+            corpus,
+            workdir,
+            2,
+            "--model",
+            "block_recurrent",
+            "--gate",
+            "lstm",
+            "--num-states",
+            "8",
+            "--feedback",
         )
     )
     model, progress = load_checkpoint(workdir)
     assert progress["run_config"]["gate"] == "lstm" and progress["run_config"]["num_states"] == 8
+    assert progress["run_config"]["feedback"] is True
     recurrent = model.blocks[0].attention
     assert type(recurrent).__name__ == "BlockRecurrentAttention"
     assert (recurrent.gate, recurrent.variant, recurrent.num_states) == ("lstm", "skip", 8)
+    # The other layer reads the state the recurrent layer writes.
+    assert model.blocks[1].attention.read_recurrent_state
     capsys.readouterr()
     main(["evaluate", "--data", corpus, "--workdir", workdir])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_memory.layers.xl_attention import XLAttention, zero_rows
-from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
+from keras_memory.ops.attention import dense_attention
 from keras_memory.ops.normalization import l2_normalize
 
 GATES = ("fixed", "lstm")
@@ -256,24 +256,69 @@ class BlockRecurrentAttention(XLAttention):
             "recurrent_valid": ((batch_size,), "int32"),
         }
 
-    def call_with_state(self, x, state, reset, training):
+    def forget_masks(self, reset, training):
+        """Rows that start from the initial state and rows that drop their cache.
+
+        Both are `reset`, plus, in training, the rows that `state_dropout` and
+        `memory_dropout` draw for this segment.
+
+        Returns:
+            `(forget_state, forget_cache)`, bool tensors `(batch,)`.
+        """
+        if not (training and (self.state_dropout or self.memory_dropout)):
+            return reset, reset
+        draws = keras.random.uniform((2, ops.shape(reset)[0]), seed=self.seed_generator)
+        return (
+            ops.logical_or(reset, draws[0] < self.state_dropout),
+            ops.logical_or(reset, draws[1] < self.memory_dropout),
+        )
+
+    def entering_state(self, state, forget_state):
+        """The state a segment starts from: the learned one on forgotten rows."""
+        start = ops.logical_or(forget_state, state["recurrent_valid"] <= 0)
+        initial = ops.cast(self.initial_recurrent_state, "float32")[None]
+        return ops.where(start[:, None, None], initial, state["recurrent_state"])
+
+    def recurrent_keys_values(self, state=None, reset=None):
+        """Keys and values of the state entering a segment, for layers that read it.
+
+        Other layers built with `read_recurrent_state=True` attend to these
+        (meliad's feedback): they see the state as it entered the window,
+        like this layer's own tokens do.
+
+        Args:
+            state: this layer's state dict; None reads a stateful layer's
+                variables.
+            reset: bool tensor `(batch,)` or None; True rows read the learned
+                initial state.
+
+        Returns:
+            `(keys, values)`, each float32 `(batch, num_states, heads, head_dim)`.
+        """
+        if state is None:
+            if not self.stateful:
+                raise ValueError(
+                    f"Layer '{self.name}' is not stateful: pass its `state` to "
+                    "recurrent_keys_values()."
+                )
+            state = self.read_state()
+        if reset is None:
+            reset = ops.zeros_like(state["recurrent_valid"], dtype="bool")
+        keys, values, _, _ = self._state_kvq(self.entering_state(state, reset))
+        return keys, values
+
+    def call_with_state(self, x, state, reset, training, forget=None):
+        """`forget`: `(forget_state, forget_cache)` from `forget_masks`, when
+        the caller (a model reading this layer's state elsewhere) drew them."""
         self._check_segment_length(x)
         w = self.window_length
         batch = ops.shape(x)[0]
-        forget_state, forget_cache = reset, reset
-        if training and (self.state_dropout or self.memory_dropout):
-            # Whole rows lose their incoming state / XL cache for this segment.
-            draws = keras.random.uniform((2, batch), seed=self.seed_generator)
-            forget_state = ops.logical_or(reset, draws[0] < self.state_dropout)
-            forget_cache = ops.logical_or(reset, draws[1] < self.memory_dropout)
+        forget_state, forget_cache = forget or self.forget_masks(reset, training)
         queries, keys, values = self.project_qkv(x)
         local, new_state = self.local_attention(queries, keys, values, state, forget_cache)
         queries2 = self._heads(self.token_query2_projection(x))
         queries2 = l2_normalize(queries2) if self.normalize_keys else queries2 * self.head_dim**-0.5
-
-        start = ops.logical_or(forget_state, state["recurrent_valid"] <= 0)
-        initial = ops.cast(self.initial_recurrent_state, "float32")[None]
-        recurrent = ops.where(start[:, None, None], initial, state["recurrent_state"])
+        recurrent = self.entering_state(state, forget_state)
 
         # The state's first block reads the previous segment's last block.
         if self.use_cache:
@@ -292,11 +337,13 @@ class BlockRecurrentAttention(XLAttention):
             state_keys, state_values, state_queries, state_queries2 = self._state_kvq(recurrent)
             # Tokens read the state as it entered this block.
             crosses.append(
-                _attend(
+                dense_attention(
                     queries2[:, span], state_keys, state_values, self._scale("token_cross_scale")
                 )
             )
-            own = _attend(state_queries, state_keys, state_values, self._scale("state_scale"))
+            own = dense_attention(
+                state_queries, state_keys, state_values, self._scale("state_scale")
+            )
             block_keys = ops.concatenate([previous_keys, ops.cast(keys[:, span], "float32")], 1)
             block_values = ops.concatenate(
                 [previous_values, ops.cast(values[:, span], "float32")], 1
@@ -308,7 +355,7 @@ class BlockRecurrentAttention(XLAttention):
                 ],
                 axis=1,
             )
-            read = _attend(
+            read = dense_attention(
                 state_queries2,
                 block_keys,
                 block_values,
@@ -386,15 +433,3 @@ class BlockRecurrentAttention(XLAttention):
             }
         )
         return config
-
-
-def _attend(queries, keys, values, scale, mask=None):
-    """Unmasked (or masked) softmax attention `(batch, q, heads, dim)` in float32."""
-    queries = ops.cast(queries, "float32")
-    logits = ops.einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
-    if scale is not None:
-        logits = logits * ops.reshape(ops.cast(scale, "float32"), (1, -1, 1, 1))
-    if mask is not None:
-        logits = ops.where(mask, logits, MASKED_LOGIT)
-    weights = safe_softmax(logits, mask)
-    return ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))

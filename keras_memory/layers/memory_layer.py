@@ -24,8 +24,17 @@ class MemoryLayer(keras.layers.Layer):
     segment boundary (truncated backpropagation, as in the papers).
 
     Subclasses implement `state_shapes(batch_size)` and `call_with_state(x,
-    state, reset, training)` and call `build_state(batch_size)` from
-    `build()`.
+    state, reset, training, **call_options)` and call
+    `build_state(batch_size)` from `build()`. Keyword arguments of `call`
+    beyond these (such as `recurrent_kv` for a layer that reads a recurrent
+    state) reach `call_with_state` unchanged.
+
+    `functional=True` in a call treats any layer, stateful or not, as a
+    step of a longer computation: `state` in (None: the initial state),
+    `(y, new_state)` out with its gradient kept, no variables read or
+    written. A model that runs its stack window by window (Block-Recurrent
+    feedback) uses it, so gradients flow from window to window inside a
+    segment as they do inside one layer call.
 
     Args:
         stateful: bool. Keep the state in variables (see above).
@@ -86,11 +95,19 @@ class MemoryLayer(keras.layers.Layer):
             for name, variable in (self._state_variables or {}).items()
         }
 
-    def call(self, x, state=None, reset=None, training=None):
+    def write_state(self, state):
+        """Assigns a state dict (as returned by a functional call) to a stateful layer."""
+        if not self.stateful:
+            raise ValueError(f"Layer '{self.name}' is not stateful.")
+        for name, value in state.items():
+            variable = self._state_variables[name]
+            variable.assign(ops.cast(value, variable.dtype))
+
+    def call(self, x, state=None, reset=None, training=None, functional=False, **call_options):
         x = self._check_input(x)
         static_batch = x.shape[0]
         batch_size = static_batch if static_batch is not None else ops.shape(x)[0]
-        if self.stateful:
+        if self.stateful and not functional:
             if state is not None:
                 raise ValueError(
                     f"Layer '{self.name}' is stateful: it keeps its own state; do not pass `state`."
@@ -107,13 +124,13 @@ class MemoryLayer(keras.layers.Layer):
         else:
             self._check_state(state, batch_size)
         reset = self._check_reset(reset, batch_size)
-        y, new_state = self.call_with_state(x, state, reset, training)
+        y, new_state = self.call_with_state(x, state, reset, training, **call_options)
+        if functional:
+            return y, new_state
         new_state = {name: ops.stop_gradient(value) for name, value in new_state.items()}
         if not self.stateful:
             return y, new_state
-        for name, value in new_state.items():
-            variable = self._state_variables[name]
-            variable.assign(ops.cast(value, variable.dtype))
+        self.write_state(new_state)
         return y
 
     def call_with_state(self, x, state, reset, training):

@@ -31,6 +31,9 @@ class TransformerBlock(MemoryLayer):
         reset: bool tensor `(batch,)` or None. True on a document's first
             segment.
         training: bool or None.
+        functional: bool. See `MemoryLayer`: state in, `(y, new_state)` out
+            with gradient, no variables touched.
+        **call_options: passed to the attention layer (e.g. `recurrent_kv`).
 
     Returns:
         Functional form: `(y, new_state)`. Stateful form: `y`.
@@ -102,23 +105,35 @@ class TransformerBlock(MemoryLayer):
     def reset_state(self):
         self.attention.reset_state()
 
-    def call(self, x, state=None, reset=None, training=None):
+    def read_state(self):
+        return self.attention.read_state()
+
+    def write_state(self, state):
+        self.attention.write_state(state)
+
+    def call(self, x, state=None, reset=None, training=None, functional=False, **call_options):
         # The attention layer checks and carries the state itself.
         x = self._check_input(x)
         normed = self.attention_norm(x)
-        if self.stateful:
+        if self.stateful and not functional:
             if state is not None:
                 raise ValueError(f"Block '{self.name}' is stateful: do not pass `state`.")
-            attended, new_state = self.attention(normed, reset=reset, training=training), None
+            attended = self.attention(normed, reset=reset, training=training, **call_options)
+            new_state = None
         else:
             attended, new_state = self.attention(
-                normed, state=state, reset=reset, training=training
+                normed,
+                state=state,
+                reset=reset,
+                training=training,
+                functional=functional,
+                **call_options,
             )
         h = x + self.residual_dropout(attended, training=training)
         y = h + self.residual_dropout(
             self.ffn(self.ffn_norm(h), training=training), training=training
         )
-        return y if self.stateful else (y, new_state)
+        return y if self.stateful and not functional else (y, new_state)
 
     def compute_output_shape(self, input_shape=None, **shapes):
         # Keras passes the input's shape as `input_shape` or `x_shape`

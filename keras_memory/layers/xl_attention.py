@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.layers.relative_position_bias import RelativePositionBias
-from keras_memory.ops.attention import sliding_window_attention
+from keras_memory.ops.attention import dense_attention, sliding_window_attention
 from keras_memory.ops.normalization import l2_normalize
 
 
@@ -58,6 +58,12 @@ class XLAttention(MemoryLayer):
             needs `use_cache`.
         compression_rate: int. Tokens per compressed entry; divides
             `window_length` and the segment length. Defaults to 4.
+        read_recurrent_state: bool. Also attend to a Block-Recurrent state
+            written by another layer (meliad's feedback): a second set of
+            queries attends, without mask or position bias, to the state's
+            keys and values passed in the call as `recurrent_kv`; the two
+            results are concatenated before the output projection, as in
+            the recurrent layer itself. Defaults to False.
         stateful: bool. Keep the cache in variables for `model.fit`.
         kernel_initializer: initializer of the projections.
         **kwargs: base layer keyword arguments.
@@ -69,6 +75,10 @@ class XLAttention(MemoryLayer):
         reset: bool tensor `(batch,)` or None. True on a document's first
             segment.
         training: bool or None.
+        recurrent_kv: `(keys, values)`, each float `(batch, num_states,
+            heads, head_dim)`: the recurrent state to read (only, and
+            required, with `read_recurrent_state`); see
+            `BlockRecurrentAttention.recurrent_keys_values`.
 
     Returns:
         Functional form: `(y, new_state)` with `y` of `x`'s shape. Stateful
@@ -104,11 +114,18 @@ class XLAttention(MemoryLayer):
         max_position_distance=128,
         compressed_memory_size=0,
         compression_rate=4,
+        read_recurrent_state=False,
         stateful=False,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(stateful=stateful, **kwargs)
+        if read_recurrent_state and type(self).call_with_state is not XLAttention.call_with_state:
+            raise ValueError(
+                f"`read_recurrent_state` is an option of XLAttention itself; "
+                f"{type(self).__name__} does not support it."
+            )
+        self.read_recurrent_state = bool(read_recurrent_state)
         for arg, value in (
             ("num_heads", num_heads),
             ("head_dim", head_dim),
@@ -182,12 +199,28 @@ class XLAttention(MemoryLayer):
             self.attention_scale = self.add_weight(
                 name="attention_scale", shape=(self.num_heads,), initializer="ones"
             )
+        if self.read_recurrent_state:
+            self.recurrent_query_projection = keras.layers.Dense(
+                inner_dim,
+                use_bias=False,
+                kernel_initializer=keras.initializers.get(
+                    keras.initializers.serialize(self.kernel_initializer)
+                ),
+                dtype=self.dtype_policy,
+                name="recurrent_query_projection",
+            )
+            self.recurrent_query_projection.build(input_shape)
+            if self.normalize_keys:
+                self.recurrent_scale = self.add_weight(
+                    name="recurrent_scale", shape=(self.num_heads,), initializer="ones"
+                )
         self.build_state(input_shape[0])
         self.built = True
 
     def attention_output_width(self):
-        """Width of what `project_output` projects: heads x head_dim here."""
-        return self.num_heads * self.head_dim
+        """Width of what `project_output` projects: heads x head_dim (twice
+        that when the layer also reads a recurrent state)."""
+        return (1 + self.read_recurrent_state) * self.num_heads * self.head_dim
 
     def state_shapes(self, batch_size):
         if not self.use_cache:
@@ -221,11 +254,45 @@ class XLAttention(MemoryLayer):
             queries = queries * ops.cast(self.head_dim**-0.5, queries.dtype)
         return queries, keys, values
 
-    def call_with_state(self, x, state, reset, training):
+    def call_with_state(self, x, state, reset, training, recurrent_kv=None):
         self._check_segment_length(x)
         queries, keys, values = self.project_qkv(x)
         outputs, new_state = self.local_attention(queries, keys, values, state, reset)
+        if self.read_recurrent_state:
+            read = self._read_recurrent_state(x, recurrent_kv)
+            outputs = ops.concatenate([outputs, ops.cast(read, outputs.dtype)], axis=2)
+        elif recurrent_kv is not None:
+            raise ValueError(
+                f"Layer '{self.name}' got `recurrent_kv` but was built with "
+                "`read_recurrent_state=False`."
+            )
         return self.project_output(outputs), new_state
+
+    def _read_recurrent_state(self, x, recurrent_kv):
+        """Tokens attend, without mask, to the recurrent state's keys and values."""
+        batch = ops.shape(x)[0]
+        if recurrent_kv is None or len(recurrent_kv) != 2:
+            raise ValueError(
+                f"Layer '{self.name}' reads a recurrent state: call it with "
+                "`recurrent_kv=(keys, values)`, each (batch, num_states, "
+                f"{self.num_heads}, {self.head_dim}), from "
+                "BlockRecurrentAttention.recurrent_keys_values()."
+            )
+        state_keys, state_values = recurrent_kv
+        for name, tensor in (("keys", state_keys), ("values", state_values)):
+            shape = tuple(tensor.shape)
+            if len(shape) != 4 or shape[2:] != (self.num_heads, self.head_dim):
+                raise ValueError(
+                    f"Layer '{self.name}': `recurrent_kv` {name} must have shape "
+                    f"(batch, num_states, {self.num_heads}, {self.head_dim}); got {shape}."
+                )
+        queries = self.recurrent_query_projection(x)
+        queries = ops.reshape(queries, (batch, x.shape[1], self.num_heads, self.head_dim))
+        if self.normalize_keys:
+            queries, scale = l2_normalize(queries), ops.abs(self.recurrent_scale)
+        else:
+            queries, scale = queries * ops.cast(self.head_dim**-0.5, queries.dtype), None
+        return dense_attention(queries, state_keys, state_values, scale)
 
     def _check_segment_length(self, x):
         length = x.shape[1]
@@ -349,6 +416,7 @@ class XLAttention(MemoryLayer):
                 "max_position_distance": self.max_position_distance,
                 "compressed_memory_size": self.compressed_memory_size,
                 "compression_rate": self.compression_rate,
+                "read_recurrent_state": self.read_recurrent_state,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )

@@ -40,6 +40,7 @@ def make_blocks(
     variant="skip",
     recurrent_layer=None,
     state_dropout=0.0,
+    feedback=False,
     **attention_options,
 ):
     """Builds the list of blocks of a `kind` model.
@@ -67,10 +68,17 @@ def make_blocks(
         num_states: int. Recurrent state vectors (block_recurrent).
         gate: str. `"fixed"` or `"lstm"` (block_recurrent).
         variant: str. `"skip"`, `"dual"` or `"single"` (block_recurrent).
-        recurrent_layer: int or None. Index of the recurrent layer
-            (block_recurrent); defaults to `default_recurrent_layer`.
+        recurrent_layer: int, sequence of ints or None. Index (indices) of
+            the recurrent layer(s) (block_recurrent); negative indices count
+            from the top; defaults to `default_recurrent_layer`.
         state_dropout: float. Training-time probability that a row drops
             its whole recurrent state for a segment (block_recurrent).
+        feedback: bool or sequence of ints. Layers that also read the
+            recurrent state (block_recurrent): `True` for every
+            non-recurrent layer (meliad's feedback), or their indices, which
+            may lie below the recurrent layer. They read the state written
+            by the top recurrent layer after the previous window, so the
+            model then runs the stack window by window.
         **attention_options: passed to every `XLAttention`
             (`include_self`, `normalize_keys`, `use_position_bias`, ...).
 
@@ -83,10 +91,23 @@ def make_blocks(
         memory_layer = default_memory_layer(num_layers)
     if kind in MEMORY_KINDS and not 0 <= memory_layer < num_layers:
         raise ValueError(f"`memory_layer` must be in [0, {num_layers}); got {memory_layer}.")
-    if recurrent_layer is None:
-        recurrent_layer = default_recurrent_layer(num_layers)
-    if kind == "block_recurrent" and not 0 <= recurrent_layer < num_layers:
-        raise ValueError(f"`recurrent_layer` must be in [0, {num_layers}); got {recurrent_layer}.")
+    recurrent_layers = _layer_indices(
+        "recurrent_layer",
+        default_recurrent_layer(num_layers) if recurrent_layer is None else recurrent_layer,
+        num_layers,
+    )
+    readers = ()
+    if feedback is True:
+        readers = tuple(i for i in range(num_layers) if i not in recurrent_layers)
+    elif feedback is not False:
+        readers = _layer_indices("feedback", feedback, num_layers)
+        if set(readers) & set(recurrent_layers):
+            raise ValueError(
+                f"`feedback` layers {sorted(readers)} must not include the recurrent "
+                f"layer(s) {sorted(recurrent_layers)}, which read their own state."
+            )
+    if readers and kind != "block_recurrent":
+        raise ValueError(f"`feedback` needs kind='block_recurrent'; got kind={kind!r}.")
     blocks = []
     for i in range(num_layers):
         common = dict(stateful=stateful, dtype=dtype, name=f"attention_{i}")
@@ -110,7 +131,7 @@ def make_blocks(
                 **common,
                 **options,
             )
-        elif kind == "block_recurrent" and i == recurrent_layer:
+        elif kind == "block_recurrent" and i in recurrent_layers:
             attention = BlockRecurrentAttention(
                 num_heads,
                 head_dim,
@@ -129,6 +150,7 @@ def make_blocks(
                 head_dim,
                 window_length,
                 use_cache=kind != "local",
+                read_recurrent_state=i in readers,
                 **common,
                 **attention_options,
             )
@@ -142,3 +164,18 @@ def make_blocks(
             )
         )
     return blocks
+
+
+def _layer_indices(arg, value, num_layers):
+    """Layer indices from an int or a sequence of ints, negative ones from the top."""
+    values = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = None
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"`{arg}` must be a layer index or a sequence of them; got {value!r}.")
+    for v in values:
+        if not -num_layers <= v < num_layers:
+            raise ValueError(f"`{arg}` indices must be in [-{num_layers}, {num_layers}); got {v}.")
+    return tuple(sorted({v % num_layers for v in values}))

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.models.blocks import make_blocks
 from keras_memory.models.presets import PRESETS
@@ -109,15 +110,15 @@ class MemoryLM(SegmentLM):
             epsilon=epsilon, dtype=self.dtype_policy, name="final_norm"
         )
         self.blocks = blocks
+        self._recurrent_writer, self._recurrent_readers = _feedback_roles(blocks)
 
     @classmethod
     def from_preset(cls, preset, kind="xl", stateful=False, dtype=None, **overrides):
         """Builds a model from a preset in `keras_memory.models.PRESETS`.
 
         Args:
-            preset: str. Preset name (`"tiny"`, `"small_d512"`,
-                `"medium_150m"`).
-            kind: str. Memory kind: `"xl"`, `"local"` or `"memorizing"`.
+            preset: str. Preset name (see `keras_memory.models.PRESETS`).
+            kind: str. Memory kind, one of `keras_memory.models.MODEL_KINDS`.
             stateful: bool. Keep memory in variables for `model.fit`.
             dtype: dtype policy, e.g. `"mixed_bfloat16"`.
             **overrides: any preset key (`vocab_size`, `window_length`, ...)
@@ -169,6 +170,21 @@ class MemoryLM(SegmentLM):
             )
         x = self.token_embedding(tokens)
         x = self.embedding_dropout(x, training=training)
+        x, new_state = self.call_stack(x, state, reset, training)
+        x = self.final_norm(x)
+        embeddings = ops.cast(self.token_embedding.embeddings, x.dtype)
+        logits = ops.matmul(x, ops.transpose(embeddings))
+        logits = ops.cast(logits, "float32") / math.sqrt(self.hidden_dim)
+        return logits if self.stateful else (logits, new_state)
+
+    def call_stack(self, x, state, reset, training):
+        """Runs the blocks on embedded tokens; returns `(hidden, new_state)`."""
+        if self._recurrent_readers:
+            return self._call_by_window(x, state, reset, training)
+        return self._call_by_layer(x, state, reset, training)
+
+    def _call_by_layer(self, x, state, reset, training):
+        """Each block reads the whole segment, one block after the other."""
         new_state = []
         for i, block in enumerate(self.blocks):
             if self.stateful:
@@ -181,11 +197,65 @@ class MemoryLM(SegmentLM):
                     training=training,
                 )
                 new_state.append(block_state)
-        x = self.final_norm(x)
-        embeddings = ops.cast(self.token_embedding.embeddings, x.dtype)
-        logits = ops.matmul(x, ops.transpose(embeddings))
-        logits = ops.cast(logits, "float32") / math.sqrt(self.hidden_dim)
-        return logits if self.stateful else (logits, new_state)
+        return x, new_state
+
+    def _call_by_window(self, x, state, reset, training):
+        """The whole stack reads one window after the other (meliad's feedback).
+
+        Layers that read the recurrent state need the state the recurrent
+        layer (possibly above them) wrote after the previous window, so the
+        stack cannot run layer by layer over the whole segment. States flow
+        from window to window with their gradients, as inside one layer.
+        """
+        writer_index = self._recurrent_writer
+        writer = self.blocks[writer_index].attention
+        w = writer.window_length
+        length = x.shape[1]
+        if length is None or length % w:
+            raise ValueError(
+                f"The segment length ({length}) must be a multiple of the recurrent "
+                f"layer's `window_length` ({w})."
+            )
+        batch = ops.shape(x)[0]
+        if self.stateful:
+            states = [block.read_state() for block in self.blocks]
+        elif state is None:
+            states = [block.initial_state(batch) for block in self.blocks]
+        else:
+            states = list(state)
+        no_reset = ops.zeros_like(reset)
+        outputs = []
+        for k in range(length // w):
+            h = x[:, k * w : (k + 1) * w]
+            window_reset = reset if k == 0 else no_reset
+            # State and memory dropout are drawn once per segment, for its first window.
+            forget = writer.forget_masks(reset, training) if k == 0 else (no_reset, no_reset)
+            recurrent_kv = writer.recurrent_keys_values(states[writer_index], forget[0])
+            for i, block in enumerate(self.blocks):
+                options = {}
+                if i in self._recurrent_readers:
+                    options["recurrent_kv"] = recurrent_kv
+                if i == writer_index or (
+                    k > 0 and isinstance(block.attention, BlockRecurrentAttention)
+                ):
+                    options["forget"] = forget
+                h, states[i] = block(
+                    h,
+                    state=states[i],
+                    reset=window_reset,
+                    training=training,
+                    functional=True,
+                    **options,
+                )
+            outputs.append(h)
+        new_state = [
+            {name: ops.stop_gradient(value) for name, value in block_state.items()}
+            for block_state in states
+        ]
+        if self.stateful:
+            for block, block_state in zip(self.blocks, new_state):
+                block.write_state(block_state)
+        return ops.concatenate(outputs, axis=1), new_state
 
     def get_config(self):
         config = super().get_config()
@@ -200,3 +270,18 @@ class MemoryLM(SegmentLM):
             }
         )
         return config
+
+
+def _feedback_roles(blocks):
+    """The recurrent layer other layers read (the last one) and the readers' indices."""
+    attentions = [getattr(block, "attention", None) for block in blocks]
+    readers = tuple(
+        i for i, a in enumerate(attentions) if getattr(a, "read_recurrent_state", False)
+    )
+    writers = [i for i, a in enumerate(attentions) if isinstance(a, BlockRecurrentAttention)]
+    if readers and not writers:
+        raise ValueError(
+            f"Blocks {list(readers)} read a recurrent state (`read_recurrent_state=True`) "
+            "but no block has a BlockRecurrentAttention layer to write it."
+        )
+    return (writers[-1] if writers else None), readers

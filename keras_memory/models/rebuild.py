@@ -1,5 +1,7 @@
 """Copies of a trained model with another memory size or stateful flag."""
 
+from keras import ops
+
 from keras_memory.layers.memory_layer import MemoryLayer
 
 
@@ -48,7 +50,9 @@ def rebuild_model(model, *, memory_size=None, stateful=None):
     if len(sources) != len(targets):
         raise ValueError("The rebuilt model's weights do not match the original's.")
     for target, source in zip(targets, sources):
-        target.assign(source)
+        # A copy, not the same buffer: JAX's jitted steps donate their
+        # variables' buffers, which would delete the original's weights.
+        target.assign(ops.copy(source))
     return copy
 
 

@@ -172,3 +172,27 @@ def sliding_window_attention(
         "bnhqm,bmhd->bnqhd", weights[..., :size], ops.cast(memory_values, values.dtype)
     )
     return ops.reshape(outputs, (batch, seq_len, heads, dim))
+
+
+def dense_attention(queries, keys, values, scale=None, mask=None):
+    """Softmax attention of every query over every key, in float32.
+
+    Used where no causal structure applies: the recurrent state attending to
+    itself and to a block of tokens, and tokens attending to the state.
+
+    Args:
+        queries: float tensor `(batch, q, heads, head_dim)`.
+        keys: float tensor `(batch, k, heads, head_dim)`.
+        values: float tensor `(batch, k, heads, head_dim)`.
+        scale: float tensor `(heads,)` multiplying the logits, or None.
+        mask: bool tensor broadcastable to `(batch, heads, q, k)`, True where
+            allowed, or None.
+
+    Returns:
+        A float32 tensor `(batch, q, heads, head_dim)`.
+    """
+    logits = ops.einsum("bqhd,bkhd->bhqk", ops.cast(queries, "float32"), ops.cast(keys, "float32"))
+    if scale is not None:
+        logits = logits * ops.reshape(ops.cast(scale, "float32"), (1, -1, 1, 1))
+    weights = safe_softmax(logits, mask)
+    return ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))

@@ -84,3 +84,19 @@ def test_bad_memory_size_is_refused():
     model(segment(0, reset=True))
     with pytest.raises(ValueError, match="memory_size"):
         rebuild_model(model, memory_size=0)
+
+
+def test_training_the_copy_leaves_the_original_intact():
+    # JAX's jitted train step donates the buffers of the variables it
+    # updates; a copy sharing the original's buffers would delete them.
+    original = MemoryLM.from_preset("tiny", kind="xl", **SMALL)
+    x = segment(0, reset=True)
+    expected, _ = original(x)
+    weights = [to_numpy(w).copy() for w in original.weights]
+    copy = rebuild_model(original, stateful=True)
+    copy.compile(optimizer=keras.optimizers.SGD(0.1))
+    copy.train_on_batch(x, x["tokens"])
+    got, _ = original(x)
+    np.testing.assert_array_equal(to_numpy(got), to_numpy(expected))
+    for before, after in zip(weights, original.weights):
+        np.testing.assert_array_equal(to_numpy(after), before)
