@@ -53,10 +53,11 @@ def _add_model(parser):
         "--model",
         dest="kind",
         default="xl",
-        choices=("xl", "local", "memorizing", "memorizing_dense", "block_recurrent"),
+        choices=("xl", "local", "memorizing", "memorizing_dense", "block_recurrent", "melodi"),
         help="Memory kind: xl (sliding window + Transformer-XL cache), local (no cache), "
         "memorizing (xl plus one kNN-memory layer), memorizing_dense (xl plus one dense-KV "
-        "memory layer) or block_recurrent (xl plus one Block-Recurrent layer).",
+        "memory layer), block_recurrent (xl plus one Block-Recurrent layer) or melodi "
+        "(short-term memory in every layer, long-term memory in the middle one).",
     )
     parser.add_argument(
         "--gate",
@@ -77,6 +78,15 @@ def _add_model(parser):
         default=None,
         help="Recurrent state vectors (block_recurrent); default: the preset's.",
     )
+    for flag, what in (
+        ("--summary-size", "summary tokens per window"),
+        ("--short-term-memory-size", "short-term memory tokens per layer"),
+        ("--long-term-memory-size", "long-term memory slots (0: none)"),
+        ("--long-term-increment", "long-term memory tokens added per window"),
+    ):
+        parser.add_argument(
+            flag, type=int, default=None, help=f"Melodi: {what}; default: the preset's."
+        )
     parser.add_argument(
         "--feedback",
         action="store_true",
@@ -332,6 +342,17 @@ def train(args):
             "variant": args.variant,
             "num_states": args.num_states or preset["num_states"],
             "feedback": args.feedback,
+        }
+        run_config.update(memory_options)
+    if args.kind == "melodi":
+        memory_options = {
+            key: preset[key] if getattr(args, key) is None else getattr(args, key)
+            for key in (
+                "summary_size",
+                "short_term_memory_size",
+                "long_term_memory_size",
+                "long_term_increment",
+            )
         }
         run_config.update(memory_options)
     resuming = args.resume and model is not None

@@ -78,3 +78,48 @@ def plot_window_mask(path, window_length=4, num_windows=2, include_self=False):
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_melodi_mask(path, window_length=6, summary_size=3, memory_size=3, long_term_size=4):
+    """Saves a diagram of what a Melodi window's queries attend to.
+
+    Rows are the window's queries: context tokens `x`, then summary tokens
+    `u`. Columns are the keys: the layer's short-term memory `m` (the
+    previous window, compressed), the window's `x` and `u` under the strict
+    causal mask, and, in the long-term layer only, the long-term memory,
+    attended without mask and mixed with the rest by a learned gate.
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from keras_memory.ops.masks import summary_causal_mask
+
+    w, u, m, g = window_length, summary_size, memory_size, long_term_size
+    causal = summary_causal_mask(w, u, m).astype(float)
+    # The long-term columns read at a lighter shade: a second, gated attention.
+    table = np.concatenate([np.full((w + u, g), 0.5), np.full((w + u, 1), np.nan), causal], 1)
+    fig, ax = plt.subplots(figsize=(1.4 + 0.42 * table.shape[1], 1.2 + 0.42 * (w + u)), dpi=120)
+    ax.imshow(np.ma.masked_invalid(table), cmap="Blues", vmin=-0.3, vmax=1.2)
+    for column in (g + 1 + m - 0.5, g + 1 + m + w - 0.5):
+        ax.axvline(column, color="black", lw=1.5)
+    ax.axhline(w - 0.5, color="black", lw=1.5)
+    labels = [f"L{i}" for i in range(g)] + [""]
+    labels += [f"m{i}" for i in range(m)] + [f"x{i}" for i in range(w)]
+    labels += [f"u{i}" for i in range(u)]
+    ax.set_xticks(np.arange(table.shape[1]))
+    ax.set_xticklabels(labels)
+    ax.set_yticks(np.arange(w + u))
+    ax.set_yticklabels([f"x{i}" for i in range(w)] + [f"u{i}" for i in range(u)])
+    ax.set_xlabel("keys: long-term memory (gated, long-term layer only) | short-term m | x | u")
+    ax.set_ylabel("queries: context x, summary u")
+    ax.set_title("Melodi window: x never sees u; u sees m, all of x and earlier u", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

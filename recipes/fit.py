@@ -1,4 +1,4 @@
-"""Train a memory LM with `model.fit` on long documents: any kind, memorizing to block-recurrent.
+"""Train a memory LM with `model.fit` on long documents: any kind, from Transformer-XL to Melodi.
 
 Each batch row reads one document's segments in order; the model is stateful,
 so its memory (XL cache, kNN memory) is carried from step to step inside `fit`
@@ -8,6 +8,7 @@ corpus, preset or kind.
     python recipes/fit.py --kind xl --steps 300
     python recipes/fit.py --kind memorizing --memory-size 8192 --retrieval exact
     python recipes/fit.py --kind block_recurrent --gate fixed --variant skip
+    python recipes/fit.py --kind melodi
     KERAS_BACKEND=torch python recipes/fit.py --kind local --data ~/books
 """
 

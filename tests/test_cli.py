@@ -250,3 +250,20 @@ def test_block_recurrent_kind_trains_evaluates_and_generates(corpus, tmp_path, c
         ["generate", "--data", corpus, "--workdir", workdir, "--prompt", "ab", "--num-tokens", "20"]
     )
     assert capsys.readouterr().out.startswith("ab")
+
+
+def test_melodi_kind_trains_with_its_memory_sizes_and_evaluates(corpus, tmp_path, capsys):
+    workdir = str(tmp_path / "melodi")
+    sizes = ["--summary-size", "4", "--long-term-memory-size", "16", "--long-term-increment", "2"]
+    main(train_args(corpus, workdir, 2, "--model", "melodi", *sizes))
+    model, progress = load_checkpoint(workdir)
+    assert type(model).__name__ == "MelodiLM"
+    assert progress["run_config"]["long_term_memory_size"] == 16
+    # The other sizes come from the preset (tiny: 8 short-term tokens).
+    assert [b.short_term_memory_size for b in model.blocks] == [8, 8]
+    assert [b.long_term_memory_size for b in model.blocks] == [0, 16]
+    assert model.blocks[0].summary_size == 4
+    capsys.readouterr()
+    main(["evaluate", "--data", corpus, "--workdir", workdir])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["kind"] == "melodi" and 0 < result["bits_per_token"] < 12

@@ -25,7 +25,7 @@ def run_recipe(name, *args):
     )
 
 
-@pytest.mark.parametrize("kind", ["xl", "memorizing", "block_recurrent"])
+@pytest.mark.parametrize("kind", ["xl", "memorizing", "block_recurrent", "melodi"])
 def test_fit_recipe_trains_and_reports_bits_per_token(tmp_path, kind):
     run = run_recipe(
         "fit.py",

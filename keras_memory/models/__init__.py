@@ -1,6 +1,7 @@
 """Models assembled from the memory layers, and their presets."""
 
 from keras_memory.models.blocks import MODEL_KINDS, make_blocks
+from keras_memory.models.melodi_lm import MelodiLM
 from keras_memory.models.memory_lm import MemoryLM
 from keras_memory.models.presets import MEMORY_SIZES, PRESETS
 from keras_memory.models.rebuild import rebuild_model
@@ -11,6 +12,7 @@ __all__ = [
     "MEMORY_SIZES",
     "MODEL_KINDS",
     "PRESETS",
+    "MelodiLM",
     "MemoryLM",
     "RetrofitLM",
     "SegmentLM",

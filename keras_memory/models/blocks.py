@@ -3,10 +3,11 @@
 from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
 from keras_memory.layers.dense_kv_attention import DenseKVAttention
 from keras_memory.layers.knn_attention import KNNAttention
+from keras_memory.layers.melodi_layer import MelodiLayer
 from keras_memory.layers.transformer_block import TransformerBlock
 from keras_memory.layers.xl_attention import XLAttention
 
-MODEL_KINDS = ("local", "xl", "memorizing", "memorizing_dense", "block_recurrent")
+MODEL_KINDS = ("local", "xl", "memorizing", "memorizing_dense", "block_recurrent", "melodi")
 MEMORY_KINDS = ("memorizing", "memorizing_dense")
 
 
@@ -18,6 +19,11 @@ def default_memory_layer(num_layers):
 def default_recurrent_layer(num_layers):
     """meliad's position of the recurrent layer: third from the top (layer 9 of 12)."""
     return max(0, num_layers - 3)
+
+
+def default_long_term_layer(num_layers):
+    """meliad's position of Melodi's long-term layer: the middle (layer 6 of 12)."""
+    return num_layers // 2
 
 
 def make_blocks(
@@ -41,6 +47,11 @@ def make_blocks(
     recurrent_layer=None,
     state_dropout=0.0,
     feedback=False,
+    summary_size=64,
+    short_term_memory_size=64,
+    long_term_memory_size=4096,
+    long_term_increment=32,
+    long_term_layer=None,
     **attention_options,
 ):
     """Builds the list of blocks of a `kind` model.
@@ -51,7 +62,8 @@ def make_blocks(
             `"memorizing"` (`"xl"` with one `KNNAttention` layer),
             `"memorizing_dense"` (`"xl"` with one `DenseKVAttention` layer) or
             `"block_recurrent"` (`"xl"` with one `BlockRecurrentAttention`
-            layer).
+            layer) or `"melodi"` (`MelodiLayer`s: short-term memory in every
+            layer, long-term memory in one; build them into a `MelodiLM`).
         num_layers: int. Number of blocks.
         num_heads: int. Attention heads per layer.
         head_dim: int. Size of each head.
@@ -79,6 +91,15 @@ def make_blocks(
             may lie below the recurrent layer. They read the state written
             by the top recurrent layer after the previous window, so the
             model then runs the stack window by window.
+        summary_size: int. Summary tokens per window (melodi).
+        short_term_memory_size: int. Short-term memory tokens of every
+            layer (melodi).
+        long_term_memory_size: int. Long-term memory slots (melodi); 0 makes
+            every layer short-term only.
+        long_term_increment: int. Tokens the long-term memory gains per
+            window (melodi).
+        long_term_layer: int or None. Index of the long-term layer (melodi);
+            defaults to `default_long_term_layer(num_layers)`.
         **attention_options: passed to every `XLAttention`
             (`include_self`, `normalize_keys`, `use_position_bias`, ...).
 
@@ -108,6 +129,41 @@ def make_blocks(
             )
     if readers and kind != "block_recurrent":
         raise ValueError(f"`feedback` needs kind='block_recurrent'; got kind={kind!r}.")
+    if kind == "melodi":
+        (long_term_layer,) = _layer_indices(
+            "long_term_layer",
+            default_long_term_layer(num_layers) if long_term_layer is None else long_term_layer,
+            num_layers,
+        )
+        melodi_options = {
+            k: v
+            for k, v in attention_options.items()
+            if k
+            in (
+                "normalize_keys",
+                "use_position_bias",
+                "num_position_buckets",
+                "max_position_distance",
+            )
+        }
+        return [
+            MelodiLayer(
+                num_heads,
+                head_dim,
+                window_length,
+                intermediate_dim,
+                summary_size=summary_size,
+                short_term_memory_size=short_term_memory_size,
+                long_term_memory_size=long_term_memory_size if i == long_term_layer else 0,
+                long_term_increment=long_term_increment,
+                dropout=dropout,
+                stateful=stateful,
+                dtype=dtype,
+                name=f"melodi_{i}",
+                **melodi_options,
+            )
+            for i in range(num_layers)
+        ]
     blocks = []
     for i in range(num_layers):
         common = dict(stateful=stateful, dtype=dtype, name=f"attention_{i}")

@@ -118,7 +118,8 @@ class MemoryLM(SegmentLM):
 
         Args:
             preset: str. Preset name (see `keras_memory.models.PRESETS`).
-            kind: str. Memory kind, one of `keras_memory.models.MODEL_KINDS`.
+            kind: str. Memory kind, one of `keras_memory.models.MODEL_KINDS`;
+                `"melodi"` returns a `MelodiLM`.
             stateful: bool. Keep memory in variables for `model.fit`.
             dtype: dtype policy, e.g. `"mixed_bfloat16"`.
             **overrides: any preset key (`vocab_size`, `window_length`, ...)
@@ -133,6 +134,9 @@ class MemoryLM(SegmentLM):
         hidden_dim = config.pop("hidden_dim")
         pad_token_id = config.pop("pad_token_id", 0)
         blocks = make_blocks(kind, stateful=stateful, dtype=dtype, **config)
+        if kind == "melodi" and not issubclass(cls, _melodi_lm()):
+            # Melodi's summary tokens live in the model: the kind picks the class.
+            cls = _melodi_lm()
         return cls(
             vocab_size=vocab_size,
             hidden_dim=hidden_dim,
@@ -285,3 +289,9 @@ def _feedback_roles(blocks):
             "but no block has a BlockRecurrentAttention layer to write it."
         )
     return (writers[-1] if writers else None), readers
+
+
+def _melodi_lm():
+    from keras_memory.models.melodi_lm import MelodiLM  # noqa: PLC0415 (imports this module)
+
+    return MelodiLM

@@ -4,8 +4,20 @@ Each preset gives the sizes of a decoder LM and the segment length it is
 trained with. `MemoryLM.from_preset(name, kind=...)` builds one; any key can
 be overridden there. `num_states` is read by the `block_recurrent` kind only
 (meliad: 512 state vectors, fixed gate, skip variant, recurrent layer 9 of
-12, which are the kind's defaults).
+12, which are the kind's defaults). The Melodi sizes (`summary_size`,
+`short_term_memory_size`, `long_term_memory_size`, `long_term_increment`)
+are read by the `melodi` kind only; `melodi_base` is meliad's
+`base_melodi.gin` and `melodi_s128_l64` the paper's S128+L64 setting (128
+short-term and summary tokens, 64 long-term tokens per window) with a
+long-term memory of 128 windows.
 """
+
+_MELODI_MELIAD = {
+    "summary_size": 64,
+    "short_term_memory_size": 64,
+    "long_term_memory_size": 4096,
+    "long_term_increment": 32,
+}
 
 PRESETS = {
     # A CPU test size: trains in minutes on two cores.
@@ -19,6 +31,10 @@ PRESETS = {
         "window_length": 32,
         "segment_length": 128,
         "num_states": 32,
+        "summary_size": 8,
+        "short_term_memory_size": 8,
+        "long_term_memory_size": 256,
+        "long_term_increment": 4,
     },
     # The d512 / 6-layer config of the CPU benchmarks (shared/bench).
     "small_d512": {
@@ -31,6 +47,7 @@ PRESETS = {
         "window_length": 512,
         "segment_length": 2048,
         "num_states": 512,
+        **_MELODI_MELIAD,
     },
     # meliad's medium 150M model (size/medium150M.gin) with a 32k vocabulary.
     "medium_150m": {
@@ -43,6 +60,36 @@ PRESETS = {
         "window_length": 512,
         "segment_length": 4096,
         "num_states": 512,
+        **_MELODI_MELIAD,
+    },
+    # meliad's base_melodi.gin: byte-level, 12 layers, long-term layer 6.
+    "melodi_base": {
+        "vocab_size": 259,
+        "hidden_dim": 1024,
+        "num_layers": 12,
+        "num_heads": 8,
+        "head_dim": 128,
+        "intermediate_dim": 4096,
+        "window_length": 512,
+        "segment_length": 4096,
+        "num_states": 512,
+        **_MELODI_MELIAD,
+    },
+    # The paper's Melodi S128+L64 at the base_melodi size.
+    "melodi_s128_l64": {
+        "vocab_size": 259,
+        "hidden_dim": 1024,
+        "num_layers": 12,
+        "num_heads": 8,
+        "head_dim": 128,
+        "intermediate_dim": 4096,
+        "window_length": 512,
+        "segment_length": 4096,
+        "num_states": 512,
+        "summary_size": 128,
+        "short_term_memory_size": 128,
+        "long_term_memory_size": 8192,
+        "long_term_increment": 64,
     },
 }
 

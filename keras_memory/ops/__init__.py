@@ -10,7 +10,7 @@ from keras_memory.ops.knn import (
     retrieve_top_k,
     scann_top_k,
 )
-from keras_memory.ops.masks import window_mask
+from keras_memory.ops.masks import summary_causal_mask, window_mask
 from keras_memory.ops.normalization import l2_normalize
 from keras_memory.ops.position_bias import (
     relative_positions,
@@ -30,5 +30,6 @@ __all__ = [
     "safe_softmax",
     "sliding_window_attention",
     "t5_relative_position_buckets",
+    "summary_causal_mask",
     "window_mask",
 ]

@@ -30,3 +30,23 @@ def window_mask(num_queries, num_keys, window_length, include_self=False, offset
     if include_self:
         return (rel <= 0) & (rel > -window_length)
     return (rel < 0) & (rel >= -window_length)
+
+
+def summary_causal_mask(window_length, summary_size, memory_size):
+    """Melodi's mask: queries `[x, u]` over keys `[m, x, u]`, strictly causal.
+
+    Context token `j` sees the memory `m` and the context tokens before it,
+    never a summary token; summary token `j` sees `m`, every context token
+    and the summary tokens before it. Nobody attends to itself (meliad's
+    `relative_positions < 0`).
+
+    Args:
+        window_length: int. Context tokens `W`.
+        summary_size: int. Summary tokens `U`.
+        memory_size: int. Short-term memory tokens `M` before them.
+
+    Returns:
+        A bool numpy array `(W + U, M + W + U)`, True where attention is allowed.
+    """
+    queries = window_length + summary_size
+    return relative_positions(queries, memory_size + queries) < 0

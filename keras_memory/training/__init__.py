@@ -6,6 +6,7 @@ from keras_memory.training.checkpoints import (
     save_checkpoint,
 )
 from keras_memory.training.evaluation import evaluate_bits_per_token
+from keras_memory.training.footprint import memory_footprint
 from keras_memory.training.memory_state import load_memory_state, save_memory_state
 from keras_memory.training.recall import evaluate_recall, recall_by_distance
 
@@ -15,6 +16,7 @@ __all__ = [
     "evaluate_recall",
     "load_checkpoint",
     "load_memory_state",
+    "memory_footprint",
     "recall_by_distance",
     "save_checkpoint",
     "save_memory_state",
