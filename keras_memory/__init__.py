@@ -1,6 +1,6 @@
 """keras-memory: Keras 3 memory layers for long-context language models."""
 
-from keras_memory import data, generation, layers, models, ops, training
+from keras_memory import data, generation, layers, models, ops, optimizers, training
 from keras_memory.version import __version__
 
-__all__ = ["__version__", "data", "generation", "layers", "models", "ops", "training"]
+__all__ = ["__version__", "data", "generation", "layers", "models", "ops", "optimizers", "training"]
