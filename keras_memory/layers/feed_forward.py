@@ -2,15 +2,22 @@
 
 import keras
 
+# Gated units: the gate's activation.
+GATED_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu"}
+
 
 @keras.saving.register_keras_serializable(package="keras_memory")
 class FeedForward(keras.layers.Layer):
     """Two bias-free dense layers with an activation between them.
 
+    `activation="swiglu"` (or `"geglu"`) makes it gated, as in LLaMA and the
+    LSW Transformer: `W_out(silu(x W_gate) * (x W_in))` (gelu for geglu),
+    with one more `hidden_dim x intermediate_dim` kernel.
+
     Args:
         intermediate_dim: int. Width of the hidden layer.
-        activation: str or callable. Activation of the hidden layer.
-            Defaults to `"gelu"`.
+        activation: str or callable. Activation of the hidden layer, or
+            `"swiglu"` / `"geglu"` for a gated unit. Defaults to `"gelu"`.
         dropout: float. Dropout rate on the hidden layer. Defaults to 0.
         kernel_initializer: initializer of both kernels.
         **kwargs: base layer keyword arguments.
@@ -39,15 +46,28 @@ class FeedForward(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         self.intermediate_dim = intermediate_dim
-        self.activation = keras.activations.get(activation)
+        self.gated = activation in GATED_ACTIVATIONS
+        self.activation = activation if self.gated else keras.activations.get(activation)
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         hidden_dim = input_shape[-1]
+        if self.gated:
+            self.gate = keras.layers.Dense(
+                self.intermediate_dim,
+                activation=GATED_ACTIVATIONS[self.activation],
+                use_bias=False,
+                kernel_initializer=keras.initializers.get(
+                    keras.initializers.serialize(self.kernel_initializer)
+                ),
+                dtype=self.dtype_policy,
+                name="gate",
+            )
+            self.gate.build(input_shape)
         self.intermediate = keras.layers.Dense(
             self.intermediate_dim,
-            activation=self.activation,
+            activation=None if self.gated else self.activation,
             use_bias=False,
             kernel_initializer=keras.initializers.get(
                 keras.initializers.serialize(self.kernel_initializer)
@@ -71,6 +91,8 @@ class FeedForward(keras.layers.Layer):
 
     def call(self, x, training=None):
         h = self.intermediate(x)
+        if self.gated:
+            h = self.gate(x) * h
         h = self.hidden_dropout(h, training=training)
         return self.output_dense(h)
 
@@ -79,7 +101,9 @@ class FeedForward(keras.layers.Layer):
         config.update(
             {
                 "intermediate_dim": self.intermediate_dim,
-                "activation": keras.activations.serialize(self.activation),
+                "activation": self.activation
+                if self.gated
+                else keras.activations.serialize(self.activation),
                 "dropout": self.dropout,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }

@@ -52,6 +52,7 @@ def make_blocks(
     long_term_memory_size=4096,
     long_term_increment=32,
     long_term_layer=None,
+    activation=None,
     **attention_options,
 ):
     """Builds the list of blocks of a `kind` model.
@@ -100,6 +101,8 @@ def make_blocks(
             window (melodi).
         long_term_layer: int or None. Index of the long-term layer (melodi);
             defaults to `default_long_term_layer(num_layers)`.
+        activation: str or None. Feed-forward activation, e.g. `"swiglu"`;
+            None: `"gelu"` (`"relu"` in Melodi layers, as meliad).
         **attention_options: passed to every `XLAttention`
             (`include_self`, `normalize_keys`, `use_position_bias`, ...).
 
@@ -156,6 +159,7 @@ def make_blocks(
                 short_term_memory_size=short_term_memory_size,
                 long_term_memory_size=long_term_memory_size if i == long_term_layer else 0,
                 long_term_increment=long_term_increment,
+                activation=activation or "relu",
                 dropout=dropout,
                 stateful=stateful,
                 dtype=dtype,
@@ -214,6 +218,7 @@ def make_blocks(
             TransformerBlock(
                 attention=attention,
                 intermediate_dim=intermediate_dim,
+                activation=activation or "gelu",
                 dropout=dropout,
                 dtype=dtype,
                 name=f"block_{i}",
