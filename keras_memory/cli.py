@@ -190,6 +190,9 @@ def build_parser():
     generate.add_argument("--num-tokens", type=int, default=200, help="Tokens to generate.")
     generate.add_argument("--temperature", type=float, default=0.8, help="0 for greedy.")
     generate.add_argument("--top-k", type=int, default=40, help="Sample among the top k.")
+    generate.add_argument(
+        "--top-p", type=float, default=None, help="Nucleus sampling: keep probability mass p."
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -478,6 +481,7 @@ def generate(args, model=None, progress=None):
         progress["run_config"]["segment_length"],
         temperature=args.temperature,
         top_k=args.top_k,
+        top_p=args.top_p,
         seed=args.seed,
     )
     text = args.prompt + tokenizer.decode(ids)
@@ -516,6 +520,7 @@ def demo(args):
     plot_path = plot_losses(curves, os.path.join(root, "loss.png"))
     print(f"\nLoss curves: {plot_path}")
     run.prompt, run.num_tokens, run.temperature, run.top_k = "import ", 200, 0.8, 40
+    run.top_p = None
     print("\nSample from the Transformer-XL model:\n")
     generate(run, model, progress)
 
