@@ -44,6 +44,8 @@ def xl_attention(
     normalize_keys=True,
     use_position_bias=True,
     memory=None,
+    rotary=None,
+    rotary_base=10000.0,
 ):
     """Reference attention. `cache` is (keys, values) of shape (B, W, H, D) or None;
     `memory` (keys, values) of shape (B, M, H, D) or None is seen by every query,
@@ -59,6 +61,15 @@ def xl_attention(
         q, k = l2_normalize(q), l2_normalize(k)
     else:
         q = q / math.sqrt(head_dim)
+    new_cache = (k[:, -window:], v[:, -window:])
+    if rotary:
+        # Absolute positions from the first token (cache tokens before it).
+        first_position = 0 if cache is None else cache[0].shape[1]
+        sign = -1.0 if rotary == "reversed" else 1.0
+        q = rotate(q, sign * (first_position + np.arange(s)), rotary_base)
+        k = rotate(k, sign * (first_position + np.arange(s)), rotary_base)
+        if cache is not None:
+            cache = (rotate(cache[0], sign * np.arange(first_position), rotary_base), cache[1])
     if cache is not None:
         keys = np.concatenate([cache[0], k], axis=1)
         values = np.concatenate([cache[1], v], axis=1)
@@ -90,7 +101,16 @@ def xl_attention(
         p = np.exp(logits - logits.max(-1, keepdims=True))
         p = p / p.sum(-1, keepdims=True)
         out[:, i] = np.einsum("bhk,bkhd->bhd", p, step_values)
-    return out.reshape(b, s, -1) @ weights["out"], (k[:, -window:], v[:, -window:])
+    return out.reshape(b, s, -1) @ weights["out"], new_cache
+
+
+def rotate(x, positions, base):
+    """RoPE over the two halves of the last axis, written out with numpy."""
+    half = x.shape[-1] // 2
+    angles = np.asarray(positions, np.float64)[:, None] * base ** (-np.arange(half) / half)
+    cos, sin = np.cos(angles)[None, :, None], np.sin(angles)[None, :, None]
+    first, second = x[..., :half], x[..., half:]
+    return np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
 
 
 def transformer_block(x, weights, **attention_args):

@@ -75,6 +75,12 @@ class DenseKVAttention(XLAttention):
             "use_position_bias",
             "compressed_memory_size",
             "compression_rate",
+            # Position-free over the segment and its memory, like meliad's.
+            "rotary",
+            "rotary_base",
+            "rotary_scaling",
+            "rotary_trained_window",
+            "num_registers",
         ):
             kwargs.pop(key, None)
         if not isinstance(memory_size, int) or memory_size < 1:

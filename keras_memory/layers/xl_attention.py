@@ -1,12 +1,14 @@
 """Transformer-XL attention with a sliding window and a carried cache."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.layers.relative_position_bias import RelativePositionBias
 from keras_memory.ops.attention import dense_attention, sliding_window_attention
 from keras_memory.ops.normalization import l2_normalize
+from keras_memory.ops.rotary import rotary_base, rotate
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
@@ -58,6 +60,25 @@ class XLAttention(MemoryLayer):
             needs `use_cache`.
         compression_rate: int. Tokens per compressed entry; divides
             `window_length` and the segment length. Defaults to 4.
+        rotary: str or None. Rotary position embeddings on the window's
+            queries and keys (and the cache's keys): `"standard"` or
+            `"reversed"` (LSWT: positions counted backwards, the newest token
+            at 0). Positions are taken within the segment and its cache;
+            only their differences matter, so a segment of `2W` equals two
+            of `W`. The cache keeps unrotated keys. None (the default): no
+            rotation. Combine with `use_position_bias=False` for RoPE alone.
+        rotary_base: float. Base frequency. Defaults to 10000 (LSWT raises
+            it, e.g. 500000).
+        rotary_scaling: float >= 1. NTK-aware scaling of the base
+            (`base * s ** (d / (d - 2))`). Defaults to 1.
+        rotary_trained_window: int or None. Dynamic NTK: when set, the
+            scaling is at least `window_length / rotary_trained_window`, so
+            a model run with a longer window than it was trained with
+            stretches its wavelengths to match.
+        num_registers: int. Attention registers (LSWT): this many learned
+            key/value pairs that every query sees, without position, in the
+            same softmax as its window (attention sinks). Defaults to 0;
+            needs `use_cache`.
         read_recurrent_state: bool. Also attend to a Block-Recurrent state
             written by another layer (meliad's feedback): a second set of
             queries attends, without mask or position bias, to the state's
@@ -114,6 +135,11 @@ class XLAttention(MemoryLayer):
         max_position_distance=128,
         compressed_memory_size=0,
         compression_rate=4,
+        rotary=None,
+        rotary_base=10000.0,
+        rotary_scaling=1.0,
+        rotary_trained_window=None,
+        num_registers=0,
         read_recurrent_state=False,
         stateful=False,
         kernel_initializer="glorot_uniform",
@@ -149,6 +175,34 @@ class XLAttention(MemoryLayer):
                     f"`window_length` ({window_length}) must be a multiple of "
                     f"`compression_rate` ({compression_rate})."
                 )
+        if rotary not in (None, "standard", "reversed"):
+            raise ValueError(f"`rotary` must be None, 'standard' or 'reversed'; got {rotary!r}.")
+        if rotary and head_dim % 2:
+            raise ValueError(f"`rotary` needs an even `head_dim`; got {head_dim}.")
+        if rotary_base <= 0 or rotary_scaling < 1:
+            raise ValueError(
+                "`rotary_base` must be > 0 and `rotary_scaling` >= 1; got "
+                f"{rotary_base!r}, {rotary_scaling!r}."
+            )
+        if rotary_trained_window is not None and (
+            not isinstance(rotary_trained_window, int) or rotary_trained_window < 1
+        ):
+            raise ValueError(
+                f"`rotary_trained_window` must be a positive int or None; got "
+                f"{rotary_trained_window!r}."
+            )
+        if not isinstance(num_registers, int) or num_registers < 0:
+            raise ValueError(f"`num_registers` must be an int >= 0; got {num_registers!r}.")
+        if num_registers and not use_cache:
+            raise ValueError(
+                "`num_registers` needs the XL cache (`use_cache=True`): registers are "
+                "the LSW Transformer's sinks next to its key/value cache."
+            )
+        self.rotary = rotary
+        self.rotary_base = rotary_base
+        self.rotary_scaling = rotary_scaling
+        self.rotary_trained_window = rotary_trained_window
+        self.num_registers = num_registers
         self.compressed_memory_size = compressed_memory_size
         self.compression_rate = compression_rate
         self.num_heads = num_heads
@@ -198,6 +252,14 @@ class XLAttention(MemoryLayer):
         if self.normalize_keys:
             self.attention_scale = self.add_weight(
                 name="attention_scale", shape=(self.num_heads,), initializer="ones"
+            )
+        if self.num_registers:
+            register_shape = (self.num_registers, self.num_heads, self.head_dim)
+            self.register_keys = self.add_weight(
+                name="register_keys", shape=register_shape, initializer="random_normal"
+            )
+            self.register_values = self.add_weight(
+                name="register_values", shape=register_shape, initializer="random_normal"
             )
         if self.read_recurrent_state:
             self.recurrent_query_projection = keras.layers.Dense(
@@ -323,9 +385,17 @@ class XLAttention(MemoryLayer):
                 "memory_valid": ops.logical_and(keep[:, None], state["compressed_valid"] > 0),
             }
         w = self.window_length
+        attend = {**cache, **self._with_registers(memory, ops.shape(queries)[0])}
+        rotated_queries, rotated_keys = queries, keys
+        if self.rotary:
+            length = queries.shape[1]
+            rotated_queries = self._rotate(queries, np.arange(length))
+            rotated_keys = self._rotate(keys, np.arange(length))
+            if self.use_cache:
+                attend["cache_keys"] = self._rotate(attend["cache_keys"], np.arange(-w, 0))
         outputs = sliding_window_attention(
-            queries,
-            keys,
+            rotated_queries,
+            rotated_keys,
             values,
             window_length=w,
             position_bias=self.position_bias.compute_bias(w, 2 * w)
@@ -333,8 +403,7 @@ class XLAttention(MemoryLayer):
             else None,
             logit_scale=ops.abs(self.attention_scale) if self.normalize_keys else None,
             include_self=self.include_self,
-            **cache,
-            **memory,
+            **attend,
         )
         new_state = {}
         if self.use_cache:
@@ -346,6 +415,40 @@ class XLAttention(MemoryLayer):
         if self.compressed_memory_size:
             new_state.update(self._compress(keys, values, cache, memory))
         return outputs, new_state
+
+    def _rotate(self, x, positions):
+        scaling = self.rotary_scaling
+        if self.rotary_trained_window:
+            scaling = max(scaling, self.window_length / self.rotary_trained_window)
+        base = rotary_base(self.rotary_base, self.head_dim, scaling)
+        if self.rotary == "reversed":
+            # Counted back from the newest token: only the sign of distances flips.
+            positions = -positions
+        return rotate(x, positions, base)
+
+    def _with_registers(self, memory, batch):
+        """The compressed memory (if any) with the learned registers in front."""
+        if not self.num_registers:
+            return memory
+        keys = ops.cast(self.register_keys, "float32")
+        if self.normalize_keys:
+            keys = l2_normalize(keys)
+        shape = (batch, self.num_registers, self.num_heads, self.head_dim)
+        registers = {
+            "memory_keys": ops.broadcast_to(keys[None], shape),
+            "memory_values": ops.broadcast_to(
+                ops.cast(self.register_values, "float32")[None], shape
+            ),
+            "memory_valid": ops.ones((batch, self.num_registers), "bool"),
+        }
+        if not memory:
+            return registers
+        return {
+            name: ops.concatenate(
+                [registers[name], ops.cast(memory[name], registers[name].dtype)], 1
+            )
+            for name in registers
+        }
 
     def _compress(self, keys, values, cache, memory):
         """The compressed memory after this segment (Compressive Transformer).
@@ -416,6 +519,11 @@ class XLAttention(MemoryLayer):
                 "max_position_distance": self.max_position_distance,
                 "compressed_memory_size": self.compressed_memory_size,
                 "compression_rate": self.compression_rate,
+                "rotary": self.rotary,
+                "rotary_base": self.rotary_base,
+                "rotary_scaling": self.rotary_scaling,
+                "rotary_trained_window": self.rotary_trained_window,
+                "num_registers": self.num_registers,
                 "read_recurrent_state": self.read_recurrent_state,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }

@@ -16,6 +16,7 @@ from keras_memory.ops.position_bias import (
     relative_positions,
     t5_relative_position_buckets,
 )
+from keras_memory.ops.rotary import rotary_base, rotate
 
 __all__ = [
     "RETRIEVAL_METHODS",
@@ -30,6 +31,8 @@ __all__ = [
     "safe_softmax",
     "sliding_window_attention",
     "t5_relative_position_buckets",
+    "rotary_base",
+    "rotate",
     "summary_causal_mask",
     "window_mask",
 ]
