@@ -1,6 +1,16 @@
 """keras-memory: Keras 3 memory layers for long-context language models."""
 
-from keras_memory import data, generation, layers, models, ops, optimizers, training
+from keras_memory import data, generation, layers, losses, models, ops, optimizers, training
 from keras_memory.version import __version__
 
-__all__ = ["__version__", "data", "generation", "layers", "models", "ops", "optimizers", "training"]
+__all__ = [
+    "__version__",
+    "data",
+    "generation",
+    "layers",
+    "losses",
+    "models",
+    "ops",
+    "optimizers",
+    "training",
+]

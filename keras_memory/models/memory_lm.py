@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
 from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.losses.simctg import simctg_contrastive_loss
 from keras_memory.models.blocks import make_blocks
 from keras_memory.models.presets import PRESETS
 from keras_memory.models.segment_lm import SegmentLM
@@ -40,6 +41,12 @@ class MemoryLM(SegmentLM):
         hidden_dim: int. Model width.
         blocks: list of `MemoryLayer` blocks (e.g. from `make_blocks`).
         pad_token_id: int. Target id masked out of the loss. Defaults to 0.
+        contrastive_margin: float or None. With a margin, training adds
+            SimCTG's contrastive loss over the final hidden states
+            (`keras_memory.losses.simctg_contrastive_loss`, padding masked)
+            to the compiled loss, times `contrastive_weight`; 0.5 in SimCTG
+            and the LSW Transformer. Defaults to None (off).
+        contrastive_weight: float. Weight of the contrastive term.
         dropout: float. Dropout on the embeddings. Defaults to 0.
         epsilon: float. Final RMS norm epsilon. Defaults to 1e-6.
         **kwargs: `keras.Model` keyword arguments (`name`, `dtype`).
@@ -78,6 +85,8 @@ class MemoryLM(SegmentLM):
         pad_token_id=0,
         dropout=0.0,
         epsilon=1e-6,
+        contrastive_margin=None,
+        contrastive_weight=1.0,
         **kwargs,
     ):
         blocks = [
@@ -97,6 +106,12 @@ class MemoryLM(SegmentLM):
         self.pad_token_id = pad_token_id
         self.dropout = dropout
         self.epsilon = epsilon
+        if contrastive_margin is not None and not 0.0 < contrastive_margin <= 2.0:
+            raise ValueError(
+                f"`contrastive_margin` must be in (0, 2] or None; got {contrastive_margin!r}."
+            )
+        self.contrastive_margin = contrastive_margin
+        self.contrastive_weight = contrastive_weight
         self.stateful = flags.pop()
         self.token_embedding = keras.layers.Embedding(
             vocab_size,
@@ -133,6 +148,11 @@ class MemoryLM(SegmentLM):
         vocab_size = config.pop("vocab_size")
         hidden_dim = config.pop("hidden_dim")
         pad_token_id = config.pop("pad_token_id", 0)
+        contrastive = {
+            key: config.pop(key)
+            for key in ("contrastive_margin", "contrastive_weight")
+            if key in config
+        }
         blocks = make_blocks(kind, stateful=stateful, dtype=dtype, **config)
         if kind == "melodi" and not issubclass(cls, _melodi_lm()):
             # Melodi's summary tokens live in the model: the kind picks the class.
@@ -143,6 +163,7 @@ class MemoryLM(SegmentLM):
             blocks=blocks,
             pad_token_id=pad_token_id,
             dropout=config.get("dropout", 0.0),
+            **contrastive,
             dtype=dtype,
             name=f"{kind}_lm",
         )
@@ -176,6 +197,12 @@ class MemoryLM(SegmentLM):
         x = self.embedding_dropout(x, training=training)
         x, new_state = self.call_stack(x, state, reset, training)
         x = self.final_norm(x)
+        if training and self.contrastive_margin is not None:
+            real = ops.not_equal(tokens, self.pad_token_id)
+            self.add_loss(
+                self.contrastive_weight
+                * simctg_contrastive_loss(x, real, margin=self.contrastive_margin)
+            )
         embeddings = ops.cast(self.token_embedding.embeddings, x.dtype)
         logits = ops.matmul(x, ops.transpose(embeddings))
         logits = ops.cast(logits, "float32") / math.sqrt(self.hidden_dim)
@@ -271,6 +298,8 @@ class MemoryLM(SegmentLM):
                 "pad_token_id": self.pad_token_id,
                 "dropout": self.dropout,
                 "epsilon": self.epsilon,
+                "contrastive_margin": self.contrastive_margin,
+                "contrastive_weight": self.contrastive_weight,
             }
         )
         return config
