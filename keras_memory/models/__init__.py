@@ -7,6 +7,7 @@ from keras_memory.models.presets import MEMORY_SIZES, PRESETS
 from keras_memory.models.rebuild import rebuild_model
 from keras_memory.models.retrofit_lm import RetrofitLM
 from keras_memory.models.segment_lm import SegmentLM
+from keras_memory.models.warm_start import resize_vocabulary, warm_start_embedding
 
 __all__ = [
     "MEMORY_SIZES",
@@ -18,4 +19,6 @@ __all__ = [
     "SegmentLM",
     "make_blocks",
     "rebuild_model",
+    "resize_vocabulary",
+    "warm_start_embedding",
 ]

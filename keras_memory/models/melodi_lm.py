@@ -58,7 +58,7 @@ class MelodiLM(MemoryLM):
             shape=(self.summary_size, self.hidden_dim),
             initializer=keras.initializers.TruncatedNormal(stddev=0.25),
         )
-        self.token_embedding.build(token_shape)
+        self.build_embedding(token_shape)
         windows = None if length is None else length // self.window_length
         packed = None if windows is None else windows * (self.window_length + self.summary_size)
         for block in self.blocks:

@@ -47,6 +47,11 @@ class MemoryLM(SegmentLM):
             to the compiled loss, times `contrastive_weight`; 0.5 in SimCTG
             and the LSW Transformer. Defaults to None (off).
         contrastive_weight: float. Weight of the contrastive term.
+        embedding_dim: int or None. Width of the word embedding when it
+            differs from `hidden_dim` (LSWT): the embedding is projected in
+            (`Dense` + RMS norm) and the final hidden state projected back
+            out, the logits still tied to the embedding. None: the embedding
+            is `hidden_dim` wide and used directly.
         dropout: float. Dropout on the embeddings. Defaults to 0.
         epsilon: float. Final RMS norm epsilon. Defaults to 1e-6.
         **kwargs: `keras.Model` keyword arguments (`name`, `dtype`).
@@ -87,6 +92,7 @@ class MemoryLM(SegmentLM):
         epsilon=1e-6,
         contrastive_margin=None,
         contrastive_weight=1.0,
+        embedding_dim=None,
         **kwargs,
     ):
         blocks = [
@@ -112,10 +118,15 @@ class MemoryLM(SegmentLM):
             )
         self.contrastive_margin = contrastive_margin
         self.contrastive_weight = contrastive_weight
+        if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):
+            raise ValueError(
+                f"`embedding_dim` must be a positive int or None; got {embedding_dim!r}."
+            )
+        self.embedding_dim = embedding_dim
         self.stateful = flags.pop()
         self.token_embedding = keras.layers.Embedding(
             vocab_size,
-            hidden_dim,
+            embedding_dim or hidden_dim,
             embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0),
             dtype=self.dtype_policy,
             name="token_embedding",
@@ -124,6 +135,15 @@ class MemoryLM(SegmentLM):
         self.final_norm = keras.layers.RMSNormalization(
             epsilon=epsilon, dtype=self.dtype_policy, name="final_norm"
         )
+        if embedding_dim is not None:
+            dense = dict(use_bias=False, dtype=self.dtype_policy)
+            self.input_projection = keras.layers.Dense(hidden_dim, name="input_projection", **dense)
+            self.input_norm = keras.layers.RMSNormalization(
+                epsilon=epsilon, dtype=self.dtype_policy, name="input_norm"
+            )
+            self.output_projection = keras.layers.Dense(
+                embedding_dim, name="output_projection", **dense
+            )
         self.blocks = blocks
         self._recurrent_writer, self._recurrent_readers = _feedback_roles(blocks)
 
@@ -150,7 +170,7 @@ class MemoryLM(SegmentLM):
         pad_token_id = config.pop("pad_token_id", 0)
         contrastive = {
             key: config.pop(key)
-            for key in ("contrastive_margin", "contrastive_weight")
+            for key in ("contrastive_margin", "contrastive_weight", "embedding_dim")
             if key in config
         }
         blocks = make_blocks(kind, stateful=stateful, dtype=dtype, **config)
@@ -168,9 +188,32 @@ class MemoryLM(SegmentLM):
             name=f"{kind}_lm",
         )
 
+    def build_embedding(self, token_shape):
+        """Builds the embedding and, with `embedding_dim`, its projections."""
+        self.token_embedding.build(token_shape)
+        if self.embedding_dim is not None:
+            self.input_projection.build((*token_shape, self.embedding_dim))
+            self.input_norm.build((*token_shape, self.hidden_dim))
+            self.output_projection.build((*token_shape, self.hidden_dim))
+
+    def embed(self, tokens, training=None):
+        """Token ids to `(batch, S, hidden_dim)` stack inputs."""
+        x = self.token_embedding(tokens)
+        if self.embedding_dim is not None:
+            x = self.input_norm(self.input_projection(x))
+        return self.embedding_dropout(x, training=training)
+
+    def tied_logits(self, hidden):
+        """Float32 logits from final-normed hidden states, tied to the embedding."""
+        if self.embedding_dim is not None:
+            hidden = self.output_projection(hidden)
+        embeddings = ops.cast(self.token_embedding.embeddings, hidden.dtype)
+        logits = ops.matmul(hidden, ops.transpose(embeddings))
+        return ops.cast(logits, "float32") / math.sqrt(embeddings.shape[-1])
+
     def build(self, input_shape):
         token_shape = input_shape["tokens"] if isinstance(input_shape, dict) else input_shape
-        self.token_embedding.build(token_shape)
+        self.build_embedding(token_shape)
         hidden_shape = (*token_shape, self.hidden_dim)
         for block in self.blocks:
             if not block.built:
@@ -193,8 +236,7 @@ class MemoryLM(SegmentLM):
             raise ValueError(
                 f"`state` must be a list of {len(self.blocks)} per-block states; got {len(state)}."
             )
-        x = self.token_embedding(tokens)
-        x = self.embedding_dropout(x, training=training)
+        x = self.embed(tokens, training=training)
         x, new_state = self.call_stack(x, state, reset, training)
         x = self.final_norm(x)
         if training and self.contrastive_margin is not None:
@@ -203,9 +245,7 @@ class MemoryLM(SegmentLM):
                 self.contrastive_weight
                 * simctg_contrastive_loss(x, real, margin=self.contrastive_margin)
             )
-        embeddings = ops.cast(self.token_embedding.embeddings, x.dtype)
-        logits = ops.matmul(x, ops.transpose(embeddings))
-        logits = ops.cast(logits, "float32") / math.sqrt(self.hidden_dim)
+        logits = self.tied_logits(x)
         return logits if self.stateful else (logits, new_state)
 
     def call_stack(self, x, state, reset, training):
@@ -300,6 +340,7 @@ class MemoryLM(SegmentLM):
                 "epsilon": self.epsilon,
                 "contrastive_margin": self.contrastive_margin,
                 "contrastive_weight": self.contrastive_weight,
+                "embedding_dim": self.embedding_dim,
             }
         )
         return config
