@@ -1,6 +1,8 @@
 """A decoder language model over segments of long documents."""
 
+import json
 import math
+import os
 
 import keras
 from keras import ops
@@ -11,6 +13,9 @@ from keras_memory.losses.simctg import simctg_contrastive_loss
 from keras_memory.models.blocks import make_blocks
 from keras_memory.models.presets import PRESETS
 from keras_memory.models.segment_lm import SegmentLM
+
+# The model file inside a directory written by `save_to_preset`.
+PRESET_MODEL_FILE = "model.keras"
 
 # Preset keys that describe the data, not the model.
 _DATA_KEYS = ("segment_length",)
@@ -149,10 +154,14 @@ class MemoryLM(SegmentLM):
 
     @classmethod
     def from_preset(cls, preset, kind="xl", stateful=False, dtype=None, **overrides):
-        """Builds a model from a preset in `keras_memory.models.PRESETS`.
+        """Builds a model from a preset in `keras_memory.models.PRESETS`, or
+        loads one saved with `save_to_preset`.
 
         Args:
-            preset: str. Preset name (see `keras_memory.models.PRESETS`).
+            preset: str. Preset name (see `keras_memory.models.PRESETS`), or
+                a directory written by `save_to_preset` (its trained model;
+                `stateful` and `memory_size` may then differ from the saved
+                ones, nothing else).
             kind: str. Memory kind, one of `keras_memory.models.MODEL_KINDS`;
                 `"melodi"` returns a `MelodiLM`.
             stateful: bool. Keep memory in variables for `model.fit`.
@@ -160,8 +169,13 @@ class MemoryLM(SegmentLM):
             **overrides: any preset key (`vocab_size`, `window_length`, ...)
                 or block option (`dropout`, `include_self`, ...).
         """
+        if isinstance(preset, str) and os.path.isfile(os.path.join(preset, PRESET_MODEL_FILE)):
+            return _load_saved_preset(preset, stateful, **overrides)
         if preset not in PRESETS:
-            raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
+            raise ValueError(
+                f"Unknown preset {preset!r}: not one of {sorted(PRESETS)} nor a directory "
+                f"holding a saved {PRESET_MODEL_FILE}."
+            )
         config = {**PRESETS[preset], **overrides}
         for key in _DATA_KEYS:
             config.pop(key, None)
@@ -210,6 +224,24 @@ class MemoryLM(SegmentLM):
         embeddings = ops.cast(self.token_embedding.embeddings, hidden.dtype)
         logits = ops.matmul(hidden, ops.transpose(embeddings))
         return ops.cast(logits, "float32") / math.sqrt(embeddings.shape[-1])
+
+    def save_to_preset(self, directory):
+        """Saves the model where `from_preset(directory)` loads it back.
+
+        Writes `model.keras` (weights, config and, for a stateful model, the
+        memory) and `metadata.json` (class, vocabulary and library version).
+        """
+        from keras_memory.version import __version__  # noqa: PLC0415
+
+        os.makedirs(directory, exist_ok=True)
+        self.save(os.path.join(directory, PRESET_MODEL_FILE))
+        metadata = {
+            "class": type(self).__name__,
+            "vocab_size": self.vocab_size,
+            "keras_memory_version": __version__,
+        }
+        with open(os.path.join(directory, "metadata.json"), "w") as f:
+            json.dump(metadata, f, indent=2)
 
     def build(self, input_shape):
         token_shape = input_shape["tokens"] if isinstance(input_shape, dict) else input_shape
@@ -365,3 +397,16 @@ def _melodi_lm():
     from keras_memory.models.melodi_lm import MelodiLM  # noqa: PLC0415 (imports this module)
 
     return MelodiLM
+
+
+def _load_saved_preset(directory, stateful, **overrides):
+    from keras_memory.models.rebuild import rebuild_model  # noqa: PLC0415 (imports this module)
+
+    unknown = set(overrides) - {"memory_size"}
+    if unknown:
+        raise ValueError(
+            f"A saved preset ({directory}) is a trained model: only `stateful` and "
+            f"`memory_size` can change; got {sorted(unknown)}."
+        )
+    model = keras.saving.load_model(os.path.join(directory, PRESET_MODEL_FILE))
+    return rebuild_model(model, stateful=stateful, memory_size=overrides.get("memory_size"))

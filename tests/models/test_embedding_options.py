@@ -93,3 +93,20 @@ def test_resizing_the_vocabulary_keeps_the_old_tokens_logits():
     assert tuple(smaller.token_embedding.embeddings.shape) == (200, 16)
     with pytest.raises(ValueError, match="vocab_size"):
         resize_vocabulary(model, 0)
+
+
+@pytest.mark.parametrize("kind", ["block_recurrent", "melodi"])
+def test_a_saved_preset_loads_back_by_directory(tmp_path, kind):
+    model = built(kind, num_states=3)
+    expected, _ = model(inputs())
+    directory = str(tmp_path / "my_preset")
+    model.save_to_preset(directory)
+    loaded = MemoryLM.from_preset(directory)
+    assert type(loaded) is type(model)
+    np.testing.assert_allclose(to_numpy(loaded(inputs())[0]), to_numpy(expected), atol=1e-5)
+    stateful = MemoryLM.from_preset(directory, stateful=True)
+    np.testing.assert_allclose(stateful.predict_on_batch(inputs()), to_numpy(expected), atol=1e-5)
+    with pytest.raises(ValueError, match="only `stateful` and `memory_size`"):
+        MemoryLM.from_preset(directory, hidden_dim=32)
+    with pytest.raises(ValueError, match="Unknown preset"):
+        MemoryLM.from_preset(str(tmp_path / "missing"))
