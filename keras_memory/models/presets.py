@@ -75,22 +75,14 @@ PRESETS = {
         "num_states": 512,
         **_MELODI_MELIAD,
     },
-    # The paper's Melodi S128+L64 at the base_melodi size.
-    "melodi_s128_l64": {
-        "vocab_size": 259,
-        "hidden_dim": 1024,
-        "num_layers": 12,
-        "num_heads": 8,
-        "head_dim": 128,
-        "intermediate_dim": 4096,
-        "window_length": 512,
-        "segment_length": 4096,
-        "num_states": 512,
-        "summary_size": 128,
-        "short_term_memory_size": 128,
-        "long_term_memory_size": 8192,
-        "long_term_increment": 64,
-    },
+}
+# The paper's Melodi S128+L64 at the base_melodi size.
+PRESETS["melodi_s128_l64"] = {
+    **PRESETS["melodi_base"],
+    "summary_size": 128,
+    "short_term_memory_size": 128,
+    "long_term_memory_size": 8192,
+    "long_term_increment": 64,
 }
 
 # kNN / dense-KV memory sizes of the Memorizing Transformer paper's experiments.
