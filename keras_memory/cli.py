@@ -87,6 +87,22 @@ def _add_model(parser):
         parser.add_argument(
             flag, type=int, default=None, help=f"Melodi: {what}; default: the preset's."
         )
+    lswt = parser.add_argument_group("LSWT options (every kind but melodi, unless noted)")
+    lswt.add_argument("--rotary", choices=("standard", "reversed"), help="Rotary embeddings.")
+    lswt.add_argument("--rotary-base", type=float, default=None, help="RoPE base frequency.")
+    lswt.add_argument("--num-registers", type=int, default=None, help="Attention registers.")
+    lswt.add_argument(
+        "--no-position-bias", action="store_true", help="Drop the T5 bias (e.g. with --rotary)."
+    )
+    lswt.add_argument(
+        "--activation", default=None, help="Feed-forward activation, e.g. swiglu (any kind)."
+    )
+    lswt.add_argument(
+        "--contrastive-margin", type=float, default=None, help="Add SimCTG (any kind; 0.5)."
+    )
+    lswt.add_argument(
+        "--optimizer", choices=("adamw", "sophia"), default="adamw", help="Optimizer (any kind)."
+    )
     parser.add_argument(
         "--feedback",
         action="store_true",
@@ -297,6 +313,7 @@ def train(args):
 
     from keras_memory.data import SegmentStream, StepWindow
     from keras_memory.models import PRESETS, MemoryLM
+    from keras_memory.optimizers import Sophia
     from keras_memory.training import CheckpointEvery, load_checkpoint
 
     if args.preset not in PRESETS:
@@ -358,6 +375,21 @@ def train(args):
             )
         }
         run_config.update(memory_options)
+    lswt_options = {
+        key: value
+        for key, value in (
+            ("rotary", args.rotary),
+            ("rotary_base", args.rotary_base),
+            ("num_registers", args.num_registers),
+            ("use_position_bias", False if args.no_position_bias else None),
+            ("activation", args.activation),
+            ("contrastive_margin", args.contrastive_margin),
+        )
+        if value is not None
+    }
+    run_config.update(lswt_options)
+    if args.optimizer != "adamw":
+        run_config["optimizer"] = args.optimizer
     resuming = args.resume and model is not None
     if resuming:
         if progress.get("run_config") != run_config:
@@ -381,8 +413,13 @@ def train(args):
             window_length=window,
             vocab_size=tokenizer.vocab_size,
             **memory_options,
+            **lswt_options,
         )
-        model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))
+        if args.optimizer == "sophia":
+            optimizer = Sophia(args.learning_rate)
+        else:
+            optimizer = keras.optimizers.AdamW(args.learning_rate)
+        model.compile(optimizer=optimizer)
         first_step = 0
     stream = SegmentStream(
         corpus.tokenize(tokenizer),

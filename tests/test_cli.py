@@ -267,3 +267,29 @@ def test_melodi_kind_trains_with_its_memory_sizes_and_evaluates(corpus, tmp_path
     main(["evaluate", "--data", corpus, "--workdir", workdir])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["kind"] == "melodi" and 0 < result["bits_per_token"] < 12
+
+
+def test_lswt_options_reach_the_model_and_the_checkpoint(corpus, tmp_path, capsys):
+    workdir = str(tmp_path / "lswt")
+    options = [
+        "--rotary", "reversed", "--rotary-base", "500000", "--no-position-bias",
+        "--num-registers", "2", "--activation", "swiglu", "--contrastive-margin", "0.5",
+        "--optimizer", "sophia",
+    ]  # fmt: skip
+    main(train_args(corpus, workdir, 2, *options))
+    model, progress = load_checkpoint(workdir)
+    attention = model.blocks[0].attention
+    assert (attention.rotary, attention.rotary_base, attention.num_registers) == (
+        "reversed",
+        500000.0,
+        2,
+    )
+    assert not attention.use_position_bias
+    assert model.blocks[0].ffn.gated and model.contrastive_margin == 0.5
+    assert type(model.optimizer).__name__ == "Sophia"
+    assert progress["run_config"]["optimizer"] == "sophia"
+    with pytest.raises(SystemExit):
+        main(
+            train_args(corpus, str(tmp_path / "m"), 1, "--model", "melodi", "--rotary", "standard")
+        )
+    assert "melodi kind does not take ['rotary']" in capsys.readouterr().err

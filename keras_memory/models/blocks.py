@@ -138,17 +138,18 @@ def make_blocks(
             default_long_term_layer(num_layers) if long_term_layer is None else long_term_layer,
             num_layers,
         )
-        melodi_options = {
-            k: v
-            for k, v in attention_options.items()
-            if k
-            in (
-                "normalize_keys",
-                "use_position_bias",
-                "num_position_buckets",
-                "max_position_distance",
+        supported = (
+            "normalize_keys",
+            "use_position_bias",
+            "num_position_buckets",
+            "max_position_distance",
+        )
+        unsupported = sorted(set(attention_options) - set(supported))
+        if unsupported:
+            raise ValueError(
+                f"The melodi kind does not take {unsupported}; its layers take {list(supported)}."
             )
-        }
+        melodi_options = dict(attention_options)
         return [
             MelodiLayer(
                 num_heads,
