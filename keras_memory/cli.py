@@ -532,7 +532,9 @@ def demo(args):
     results, curves = [], {}
     root = args.workdir
     for kind in ("local", "xl"):
-        run = argparse.Namespace(**vars(args))
+        # Every train option at its default, so options added later reach the demo too.
+        defaults = vars(build_parser().parse_args(["train"]))
+        run = argparse.Namespace(**{**defaults, **vars(args)})
         run.workdir = os.path.join(root, kind)
         run.kind, run.preset, run.precision = kind, "tiny", "float32"
         run.segment_length = run.window_length = None

@@ -293,3 +293,13 @@ def test_lswt_options_reach_the_model_and_the_checkpoint(corpus, tmp_path, capsy
             train_args(corpus, str(tmp_path / "m"), 1, "--model", "melodi", "--rotary", "standard")
         )
     assert "melodi kind does not take ['rotary']" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end_with_every_train_option_at_its_default(corpus, tmp_path, capsys):
+    # The demo builds its train runs itself; a train option it did not know
+    # once broke `make demo`.
+    args = ["demo", "--data", corpus, "--workdir", str(tmp_path / "demo"), "--steps", "2"]
+    main([*args, "--eval-steps", "1", "--batch-size", "2"])
+    out = capsys.readouterr().out
+    assert "| local |" in out and "| xl |" in out and "Sample from the Transformer-XL" in out
+    assert os.path.exists(tmp_path / "demo" / "loss.png")
