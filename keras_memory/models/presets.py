@@ -62,20 +62,9 @@ PRESETS = {
         "num_states": 512,
         **_MELODI_MELIAD,
     },
-    # meliad's base_melodi.gin: byte-level, 12 layers, long-term layer 6.
-    "melodi_base": {
-        "vocab_size": 259,
-        "hidden_dim": 1024,
-        "num_layers": 12,
-        "num_heads": 8,
-        "head_dim": 128,
-        "intermediate_dim": 4096,
-        "window_length": 512,
-        "segment_length": 4096,
-        "num_states": 512,
-        **_MELODI_MELIAD,
-    },
 }
+# meliad's base_melodi.gin: medium_150m byte-level (long-term layer 6 of 12).
+PRESETS["melodi_base"] = {**PRESETS["medium_150m"], "vocab_size": 259}
 # The paper's Melodi S128+L64 at the base_melodi size.
 PRESETS["melodi_s128_l64"] = {
     **PRESETS["melodi_base"],
