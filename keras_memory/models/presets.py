@@ -9,7 +9,9 @@ be overridden there. `num_states` is read by the `block_recurrent` kind only
 are read by the `melodi` kind only; `melodi_base` is meliad's
 `base_melodi.gin` and `melodi_s128_l64` the paper's S128+L64 setting (128
 short-term and summary tokens, 64 long-term tokens per window) with a
-long-term memory of 128 windows.
+long-term memory of 128 windows. The `lswt_*` presets are the
+Long-Short-Working Transformer's sizes and options (`lswt_cpu` its options at
+the `tiny` size); they suit every kind but `melodi`.
 """
 
 _MELODI_MELIAD = {
@@ -73,6 +75,61 @@ PRESETS["melodi_s128_l64"] = {
     "long_term_memory_size": 8192,
     "long_term_increment": 64,
 }
+
+# The Long-Short-Working Transformer's options (its `LSWTConfig` defaults):
+# OPT-125m's 50272-token vocabulary and 768-wide embedding, projected to the
+# model width; SwiGLU; reversed RoPE with base 500000 instead of a position
+# bias; plain dot-product attention (no key normalisation); 16 attention
+# registers; SimCTG with margin 0.5; a 2048-token cache and segment.
+_LSWT = {
+    "vocab_size": 50272,
+    "embedding_dim": 768,
+    "head_dim": 64,
+    "window_length": 2048,
+    "segment_length": 2048,
+    "activation": "swiglu",
+    "rotary": "reversed",
+    "rotary_base": 500000.0,
+    "use_position_bias": False,
+    "normalize_keys": False,
+    "num_registers": 16,
+    "contrastive_margin": 0.5,
+    "num_states": 512,
+}
+
+
+def _lswt(hidden_dim, num_layers):
+    # The LSWT README's sizes: 64-wide heads and a 4x (after gating) SwiGLU.
+    return {
+        **_LSWT,
+        "hidden_dim": hidden_dim,
+        "num_layers": num_layers,
+        "num_heads": hidden_dim // 64,
+        "intermediate_dim": 4 * hidden_dim,
+    }
+
+
+PRESETS.update(
+    {
+        # The LSWT options at a CPU test size (byte vocabulary).
+        "lswt_cpu": {
+            **PRESETS["tiny"],
+            **{key: _LSWT[key] for key in ("activation", "rotary", "rotary_base")},
+            "use_position_bias": False,
+            "normalize_keys": False,
+            "embedding_dim": 32,
+            "num_registers": 4,
+            "contrastive_margin": 0.5,
+        },
+        # The LSWT README's family (its parameter counts: 153M to 13B).
+        "lswt_tiny": _lswt(768, 12),
+        "lswt_small": _lswt(1024, 18),
+        "lswt_medium": _lswt(1536, 24),
+        "lswt_large": _lswt(2048, 36),
+        "lswt_xl": _lswt(3072, 48),
+        "lswt_xxl": _lswt(4096, 48),
+    }
+)
 
 # kNN / dense-KV memory sizes of the Memorizing Transformer paper's experiments.
 MEMORY_SIZES = {"8k": 8192, "32k": 32768, "64k": 65536, "262k": 262144}

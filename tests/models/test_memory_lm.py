@@ -40,6 +40,39 @@ def test_presets_are_plain_data_with_the_issue_sizes():
     ) == (12, 1024, 8, 128, 4096, 4096, 512)
 
 
+@pytest.mark.parametrize("name, readme_parameters", [("lswt_tiny", 153e6), ("lswt_small", 343e6)])
+def test_lswt_presets_have_the_parameter_counts_of_the_lswt_readme(name, readme_parameters):
+    # Layers are alike and the vocabulary only adds embedding rows, so two
+    # small builds give the full count without allocating it.
+    def count(num_layers):
+        model = MemoryLM.from_preset(
+            name, kind="xl", num_layers=num_layers, vocab_size=259, window_length=8
+        )
+        model({"tokens": np.ones((1, 8), "int32"), "reset": starts(True)})
+        return model.count_params()
+
+    one, two = count(1), count(2)
+    preset = PRESETS[name]
+    total = one + (preset["num_layers"] - 1) * (two - one)
+    total += (preset["vocab_size"] - 259) * preset["embedding_dim"]
+    # The README rounds; LSWT's projections have biases, ours none.
+    assert abs(total / readme_parameters - 1) < 0.01
+
+
+def test_lswt_cpu_preset_has_every_lswt_option():
+    model = MemoryLM.from_preset("lswt_cpu", kind="xl")
+    model({"tokens": np.ones((1, 128), "int32"), "reset": starts(True)})
+    attention = model.blocks[0].attention
+    assert (attention.rotary, attention.rotary_base, attention.num_registers) == (
+        "reversed",
+        500000.0,
+        4,
+    )
+    assert not attention.use_position_bias and not attention.normalize_keys
+    assert model.blocks[0].ffn.gated and model.contrastive_margin == 0.5
+    assert model.embedding_dim == 32 and model.hidden_dim == 64
+
+
 def test_xl_model_two_segments_equal_one_double_segment():
     model = small_model()
     x = tokens(2, 2 * W)
