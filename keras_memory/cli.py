@@ -103,6 +103,25 @@ def _add_model(parser):
     lswt.add_argument(
         "--optimizer", choices=("adamw", "sophia"), default="adamw", help="Optimizer (any kind)."
     )
+    lswt.add_argument(
+        "--embedding-dim",
+        type=int,
+        default=None,
+        help="Word embedding width, projected to the model width (any kind; preset's).",
+    )
+    lswt.add_argument(
+        "--warm-start",
+        default=None,
+        metavar="PRESET",
+        help="Copy the word embedding of this keras-hub preset's backbone (a name such as "
+        "opt_125m_en, or a directory); the tokenizer is then the preset's (hub:PRESET) and "
+        "--embedding-dim defaults to its width (any kind).",
+    )
+    lswt.add_argument(
+        "--freeze-embedding",
+        action="store_true",
+        help="Keep the word embedding (and tied output) fixed in training (any kind).",
+    )
     parser.add_argument(
         "--feedback",
         action="store_true",
@@ -150,6 +169,14 @@ def _memory_size(text):
         ) from None
 
 
+def _tokenizer_name(text):
+    if text in ("bytes", "sentencepiece", "bpe") or (text.startswith("hub:") and text[4:]):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected bytes, sentencepiece, bpe or hub:PRESET; got {text!r}"
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-memory", description="Train and use memory language models."
@@ -161,10 +188,11 @@ def build_parser():
     _add_model(train)
     train.add_argument(
         "--tokenizer",
-        default="bytes",
-        choices=("bytes", "sentencepiece", "bpe"),
-        help="bytes (default), or a SentencePiece / byte-level BPE vocabulary trained on the "
-        "training documents (keras-nlp tokenizers); saved in the workdir.",
+        type=_tokenizer_name,
+        default=None,
+        help="bytes (the default), a SentencePiece / byte-level BPE vocabulary trained on the "
+        "training documents (sentencepiece, bpe), or hub:PRESET, a keras-hub preset's "
+        "pretrained tokenizer (the default with --warm-start); saved in the workdir.",
     )
     train.add_argument(
         "--vocab-size",
@@ -285,6 +313,8 @@ def _training_tokenizer(args, corpus, resuming):
 
     if resuming:
         return load_tokenizer(args.workdir)
+    if args.tokenizer.startswith("hub:"):
+        return make_tokenizer("hub", preset=args.tokenizer[4:], directory=args.workdir)
     texts, total = [], 0
     for text in corpus.texts:
         if total >= TOKENIZER_SAMPLE_BYTES:
@@ -319,6 +349,8 @@ def train(args):
     if args.preset not in PRESETS:
         raise SystemExit(f"Unknown --preset {args.preset!r}; choose from {sorted(PRESETS)}.")
     preset = PRESETS[args.preset]
+    if args.tokenizer is None:
+        args.tokenizer = f"hub:{args.warm_start}" if args.warm_start else "bytes"
     segment = args.segment_length or preset["segment_length"]
     window = args.window_length or preset["window_length"]
     run_config = {
@@ -366,7 +398,7 @@ def train(args):
         run_config.update(memory_options)
     if args.kind == "melodi":
         memory_options = {
-            key: preset[key] if getattr(args, key) is None else getattr(args, key)
+            key: preset.get(key) if getattr(args, key) is None else getattr(args, key)
             for key in (
                 "summary_size",
                 "short_term_memory_size",
@@ -374,6 +406,7 @@ def train(args):
                 "long_term_increment",
             )
         }
+        memory_options = {k: v for k, v in memory_options.items() if v is not None}
         run_config.update(memory_options)
     lswt_options = {
         key: value
@@ -384,9 +417,13 @@ def train(args):
             ("use_position_bias", False if args.no_position_bias else None),
             ("activation", args.activation),
             ("contrastive_margin", args.contrastive_margin),
+            ("embedding_dim", args.embedding_dim),
+            ("freeze_embedding", True if args.freeze_embedding else None),
         )
         if value is not None
     }
+    if args.warm_start:
+        run_config["warm_start"] = args.warm_start
     run_config.update(lswt_options)
     if args.optimizer != "adamw":
         run_config["optimizer"] = args.optimizer
@@ -403,6 +440,15 @@ def train(args):
             return model
     corpus = _corpus(args, "train")
     tokenizer = _training_tokenizer(args, corpus, resuming)
+    source = None
+    if args.warm_start and not resuming:
+        source = _warm_start_source(args.warm_start)
+        width = source.shape[1]
+        # The source's width replaces the preset's embedding_dim (LSWT's is OPT-125m's).
+        if args.embedding_dim is None and (
+            preset.get("embedding_dim") or width != preset["hidden_dim"]
+        ):
+            lswt_options["embedding_dim"] = width
     if not resuming:
         keras.utils.set_random_seed(args.seed)
         model = MemoryLM.from_preset(
@@ -412,6 +458,7 @@ def train(args):
             dtype=args.precision,
             window_length=window,
             vocab_size=tokenizer.vocab_size,
+            pad_token_id=tokenizer.pad_id,
             **memory_options,
             **lswt_options,
         )
@@ -427,7 +474,13 @@ def train(args):
         segment,
         seed=args.seed,
         vocab_size=model.vocab_size,
+        **tokenizer.special_ids,
     )
+    if source is not None:
+        from keras_memory.models import warm_start_embedding
+
+        model.build_from_data(stream)
+        warm_start_embedding(model, source, freeze=args.freeze_embedding)
     print(
         f"{args.kind}: {len(corpus)} documents, {corpus.num_bytes():,} bytes, "
         f"{len(stream)} steps per epoch; training steps {first_step}..{args.steps}."
@@ -448,6 +501,15 @@ def train(args):
         for i, loss in enumerate(checkpoints.losses):
             f.write(json.dumps({"step": first_step + i + 1, "loss": loss}) + "\n")
     return model
+
+
+def _warm_start_source(preset):
+    """The word embedding `(vocab, width)` of a keras-hub preset's backbone."""
+    import keras
+    import keras_hub
+
+    backbone = keras_hub.models.Backbone.from_preset(preset)
+    return keras.ops.convert_to_numpy(backbone.token_embedding.embeddings)
 
 
 def _load(args):
@@ -473,7 +535,10 @@ def evaluate(args, model=None, progress=None):
     corpus = _corpus(args, "validation")
     tokenizer = _saved_tokenizer(args.workdir)
     stream = SegmentStream(
-        corpus.tokenize(tokenizer), config["batch_size"], config["segment_length"]
+        corpus.tokenize(tokenizer),
+        config["batch_size"],
+        config["segment_length"],
+        **tokenizer.special_ids,
     )
     result = evaluate_bits_per_token(model, stream, max_steps=args.max_steps)
     result.update({"kind": config["kind"], "step": progress["step"], "tokenizer": tokenizer.kind})
@@ -504,13 +569,12 @@ def evaluate(args, model=None, progress=None):
 
 
 def generate(args, model=None, progress=None):
-    from keras_memory.data import BOS_ID
     from keras_memory.generation import generate as sample
 
     if model is None:
         model, progress = _load(args)
     tokenizer = _saved_tokenizer(args.workdir)
-    prompt = [BOS_ID, *tokenizer.encode(args.prompt).tolist()]
+    prompt = [tokenizer.bos_id, *tokenizer.encode(args.prompt).tolist()]
     ids = sample(
         model,
         prompt,

@@ -30,7 +30,8 @@ def generate(
     context and run padded (padding comes after every real token, so causal
     attention makes the logits exact). When it fills up it is committed to
     the state. Cost per token is one segment's forward pass, independent of
-    how much came before.
+    how much came before. The model's `pad_token_id` pads and is never
+    sampled.
 
     Args:
         model: a `MemoryLM` (a stateful one is copied to a functional twin).
@@ -51,6 +52,7 @@ def generate(
         `(ids, logits)` with logits `(num_tokens, vocab_size)` float32.
     """
     _check_sampling(num_tokens, segment_length, temperature, top_k, top_p, model)
+    pad_id = getattr(model, "pad_token_id", PAD_ID)
     model = functional_twin(model)
     rng = np.random.default_rng(seed)
     prompt = np.asarray(prompt, dtype=np.int32).reshape(-1)
@@ -65,12 +67,12 @@ def generate(
     context = list(prompt[full:])
     generated, all_logits = [], []
     for _ in range(num_tokens):
-        padded = np.full((1, segment_length), PAD_ID, dtype=np.int32)
+        padded = np.full((1, segment_length), pad_id, dtype=np.int32)
         padded[0, : len(context)] = context
         logits, next_state = model({"tokens": padded, "reset": np.array([reset])}, state=state)
         logits = ops.convert_to_numpy(logits)[0, len(context) - 1].astype(np.float64)
         all_logits.append(logits.astype(np.float32))
-        token = _sample(logits.copy(), temperature, top_k, top_p, rng)
+        token = _sample(logits.copy(), temperature, top_k, top_p, rng, pad_id)
         generated.append(token)
         context.append(token)
         if len(context) == segment_length + 1:
@@ -100,8 +102,8 @@ def _check_sampling(num_tokens, segment_length, temperature, top_k, top_p, model
         raise ValueError(f"`top_p` must be in (0, 1] or None; got {top_p!r}.")
 
 
-def _sample(logits, temperature, top_k, top_p, rng):
-    logits[PAD_ID] = -np.inf
+def _sample(logits, temperature, top_k, top_p, rng, pad_id):
+    logits[pad_id] = -np.inf
     if temperature == 0:
         return int(np.argmax(logits))
     logits = logits / temperature

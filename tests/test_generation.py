@@ -51,11 +51,11 @@ def test_tokens_generated_one_by_one_get_the_forward_pass_logits(kind):
 def test_top_k_and_top_p_restrict_the_candidates():
     logits = np.log(np.array([0.0001, 0.5, 0.3, 0.15, 0.0499]))
     rng = np.random.default_rng(0)
-    draws = {_sample(logits.copy(), 1.0, None, 0.7, rng) for _ in range(300)}
+    draws = {_sample(logits.copy(), 1.0, None, 0.7, rng, 0) for _ in range(300)}
     assert draws == {1, 2}  # 0.5 alone < 0.7; with 0.3 the nucleus holds
-    draws = {_sample(logits.copy(), 1.0, 3, None, rng) for _ in range(300)}
+    draws = {_sample(logits.copy(), 1.0, 3, None, rng, 0) for _ in range(300)}
     assert draws == {1, 2, 3}
-    draws = {_sample(logits.copy(), 1.0, None, 1.0, rng) for _ in range(2000)}
+    draws = {_sample(logits.copy(), 1.0, None, 1.0, rng, 0) for _ in range(2000)}
     assert draws == {1, 2, 3, 4}  # token 0 is padding, never sampled
 
 
@@ -72,3 +72,18 @@ def test_bad_sampling_parameters_name_the_argument():
             generate(model, [1, 5], 2, SEGMENT, **bad)
     with pytest.raises(ValueError, match="num_tokens"):
         generate(model, [1, 5], -1, SEGMENT)
+
+
+def test_the_models_padding_id_pads_and_is_never_sampled():
+    # OPT's vocabulary pads with 1; 0 is an ordinary token there.
+    model = MemoryLM.from_preset("tiny", kind="xl", window_length=W, pad_token_id=7, **SMALL)
+    prompt = np.random.default_rng(1).integers(3, 259, 5).astype("int32")
+    ids, logits = generate(model, prompt, 6, SEGMENT, temperature=0, return_logits=True)
+    expected = teacher_forced_logits(model, np.concatenate([prompt, ids]))[len(prompt) - 1 : -1]
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    expected[:, 7] = -np.inf
+    np.testing.assert_array_equal(ids, expected.argmax(axis=1))
+    logits = np.zeros(10)
+    logits[7] = 50.0  # by far the likeliest, yet padding
+    rng = np.random.default_rng(0)
+    assert 7 not in {_sample(logits.copy(), 1.0, None, None, rng, 7) for _ in range(200)}

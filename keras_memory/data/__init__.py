@@ -12,6 +12,7 @@ from keras_memory.data.synthetic import (
 )
 from keras_memory.data.tokenizers import (
     BytePairTokenizer,
+    HubTokenizer,
     SentencePieceTokenizer,
     load_tokenizer,
     make_tokenizer,
@@ -28,6 +29,7 @@ __all__ = [
     "BytePairTokenizer",
     "ByteTokenizer",
     "Corpus",
+    "HubTokenizer",
     "SegmentStream",
     "SentencePieceTokenizer",
     "StepWindow",

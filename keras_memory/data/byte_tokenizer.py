@@ -31,6 +31,11 @@ class ByteTokenizer:
     bos_id = BOS_ID
     eos_id = EOS_ID
 
+    @property
+    def special_ids(self):
+        """`{"bos_id", "eos_id", "pad_id"}`, as `SegmentStream` takes them."""
+        return {"bos_id": self.bos_id, "eos_id": self.eos_id, "pad_id": self.pad_id}
+
     def encode(self, text):
         """Returns the int32 ids of `text` (a str or bytes), without BOS/EOS."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)

@@ -59,7 +59,7 @@ import numpy as np
 from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 
 CONFIG_FILENAME = "tokenizer.json"
-TOKENIZER_KINDS = ("bytes", "sentencepiece", "bpe")
+TOKENIZER_KINDS = ("bytes", "sentencepiece", "bpe", "hub")
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")
 _FIRST_ORDINARY_ID = 3
 _FORMAT_VERSION = 1
@@ -90,14 +90,12 @@ def _texts_list(texts):
     return texts
 
 
-def _write_config(directory, kind, vocab_size, files):
+def _write_config(directory, kind, vocab_size, files, special_ids=None):
     config = {
         "format_version": _FORMAT_VERSION,
         "kind": kind,
         "vocab_size": int(vocab_size),
-        "pad_id": PAD_ID,
-        "bos_id": BOS_ID,
-        "eos_id": EOS_ID,
+        **(special_ids or {"pad_id": PAD_ID, "bos_id": BOS_ID, "eos_id": EOS_ID}),
         "files": files,
     }
     with open(os.path.join(directory, CONFIG_FILENAME), "w", encoding="utf-8") as f:
@@ -117,6 +115,11 @@ class _KerasHubTokenizer:
         self.layer = layer
         self.vocab_size = int(vocab_size)
         self._encode_fn = None
+
+    @property
+    def special_ids(self):
+        """`{"bos_id", "eos_id", "pad_id"}`, as `SegmentStream` takes them."""
+        return {"bos_id": self.bos_id, "eos_id": self.eos_id, "pad_id": self.pad_id}
 
     def tf_tokenize(self, text):
         """Ids of a scalar `tf.string` tensor, in TensorFlow Text ops (for `tf.data`).
@@ -581,30 +584,115 @@ def train_bpe(texts, vocab_size, min_frequency=2):
     return BytePairTokenizer(model["vocab"], merges)
 
 
+class HubTokenizer(_KerasHubTokenizer):
+    """A pretrained keras-hub tokenizer (OPT's, GPT-2's, ...), kept with its ids.
+
+    The tokenizer of a keras-hub preset, for models whose embedding is
+    warm-started from that preset's backbone (`warm_start_embedding`): the
+    ids must be the backbone's. Its special ids are the tokenizer's own
+    (`keras_memory.data.special_token_ids`; OPT: pad 1, bos and eos 2), not
+    0/1/2, so pass them on: `SegmentStream(..., **tokenizer.special_ids)`
+    and `MemoryLM(..., pad_token_id=tokenizer.pad_id)`.
+
+    Args:
+        preset: a keras-hub preset name (e.g. `"opt_125m_en"`; downloads it
+            once), a preset directory, or a `keras_hub.tokenizers.Tokenizer`.
+
+    Example:
+    ```python
+    tokenizer = HubTokenizer("opt_125m_en")
+    ids = tokenizer.encode("Long documents need memory.")
+    stream = SegmentStream([ids], 1, 2048, **tokenizer.special_ids)
+    ```
+    """
+
+    kind = "hub"
+    preset_dirname = "tokenizer_hub_preset"
+
+    def __init__(self, preset):
+        import keras_hub
+
+        from keras_memory.data.streaming import special_token_ids
+
+        if isinstance(preset, (str, os.PathLike)):
+            layer = keras_hub.tokenizers.Tokenizer.from_preset(str(preset))
+        elif isinstance(preset, keras_hub.tokenizers.Tokenizer):
+            layer = preset
+        else:
+            raise ValueError(
+                "`preset` must be a keras-hub preset name or directory or a "
+                f"keras_hub.tokenizers.Tokenizer; got {type(preset).__name__}."
+            )
+        ids = special_token_ids(layer)
+        self.pad_id, self.bos_id, self.eos_id = ids["pad_id"], ids["bos_id"], ids["eos_id"]
+        self._special = set(getattr(layer, "special_token_ids", ())) | set(ids.values())
+        super().__init__(layer, layer.vocabulary_size())
+
+    def _ordinary_ids(self, ids):
+        ids = np.asarray(ids).reshape(-1).astype(np.int64)
+        keep = (ids >= 0) & (ids < self.vocab_size) & ~np.isin(ids, list(self._special))
+        return ids[keep]
+
+    def decode(self, ids):
+        """Returns the text of `ids`, skipping special ids."""
+        ids = self._ordinary_ids(ids)
+        if not ids.size:
+            return ""
+        return _to_str(self.layer.detokenize([int(i) for i in ids]))
+
+    def save(self, directory):
+        """Writes the keras-hub preset and `tokenizer.json` into `directory`."""
+        os.makedirs(directory, exist_ok=True)
+        self.layer.save_to_preset(os.path.join(directory, self.preset_dirname))
+        _write_config(
+            directory,
+            self.kind,
+            self.vocab_size,
+            files={"preset": self.preset_dirname},
+            special_ids={"pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id},
+        )
+
+    @classmethod
+    def _from_config(cls, directory, files):
+        import keras
+
+        # A tokenizer saved alone lacks the config.json that
+        # `Tokenizer.from_preset` looks for; load it the way keras-hub's
+        # preset loader does: its config, then its assets.
+        path = os.path.join(directory, files["preset"])
+        with open(os.path.join(path, "tokenizer.json"), encoding="utf-8") as f:
+            layer = keras.saving.deserialize_keras_object(json.load(f))
+        layer.load_preset_assets(path)
+        return cls(layer)
+
+
 _CLASSES = {
     "sentencepiece": SentencePieceTokenizer,
     "bpe": BytePairTokenizer,
+    "hub": HubTokenizer,
 }
 
 
-def make_tokenizer(name, texts=None, vocab_size=None, directory=None, **train_kwargs):
+def make_tokenizer(name, texts=None, vocab_size=None, directory=None, preset=None, **train_kwargs):
     """Makes a tokenizer by name, training it on `texts` where it needs it.
 
     Args:
         name: str. `"bytes"` (UTF-8 bytes; `texts` and `vocab_size` are
             ignored), `"sentencepiece"` (`train_sentencepiece`) or `"bpe"`
-            (`train_bpe`).
+            (`train_bpe`) or `"hub"` (`HubTokenizer(preset)`, pretrained).
         texts: list of str or a `Corpus`. Training documents; required for
             `"sentencepiece"` and `"bpe"`.
         vocab_size: int. Maximum vocabulary size; required for
             `"sentencepiece"` (>= 261) and `"bpe"` (>= 259).
         directory: str or None. If given, the tokenizer is saved there
             (`load_tokenizer(directory)` restores it).
+        preset: str. The keras-hub preset of `"hub"` (a name or directory).
         **train_kwargs: passed to the trainer, e.g. `model_type="bpe"` for
             SentencePiece or `min_frequency=3` for BPE.
 
     Returns:
-        A `ByteTokenizer`, `SentencePieceTokenizer` or `BytePairTokenizer`.
+        A `ByteTokenizer`, `SentencePieceTokenizer`, `BytePairTokenizer` or
+        `HubTokenizer`.
 
     Example:
     ```python
@@ -619,6 +707,13 @@ def make_tokenizer(name, texts=None, vocab_size=None, directory=None, **train_kw
         if train_kwargs:
             raise ValueError(f"The bytes tokenizer takes no training options; got {train_kwargs}.")
         tokenizer = ByteTokenizer()
+    elif name == "hub":
+        if preset is None or train_kwargs:
+            raise ValueError(
+                "The hub tokenizer needs `preset` (a keras-hub preset name or directory) and "
+                f"takes no training options; got preset={preset!r}, {train_kwargs}."
+            )
+        tokenizer = HubTokenizer(preset)
     else:
         if vocab_size is None:
             raise ValueError(f"`vocab_size` is required for the {name!r} tokenizer.")
@@ -715,8 +810,6 @@ def tokenize_in_tf_data(tokenizer, texts, num_parallel_calls=None):
         fn = tokenizer.tf_tokenize
     elif isinstance(tokenizer, ByteTokenizer):
         fn = tokenizer.tf_tokenize
-    elif isinstance(tokenizer, ByteTokenizer):
-        fn = ByteTokenizer().tf_tokenize
     else:
         raise ValueError(
             f"`tokenizer` must be a tokenizer of keras_memory.data; got {type(tokenizer).__name__}."

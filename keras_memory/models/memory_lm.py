@@ -57,6 +57,9 @@ class MemoryLM(SegmentLM):
             (`Dense` + RMS norm) and the final hidden state projected back
             out, the logits still tied to the embedding. None: the embedding
             is `hidden_dim` wide and used directly.
+        freeze_embedding: bool. Keep the word embedding (and so the tied
+            output) fixed in training, as LSWT does with its warm-started
+            OPT embedding. Defaults to False.
         dropout: float. Dropout on the embeddings. Defaults to 0.
         epsilon: float. Final RMS norm epsilon. Defaults to 1e-6.
         **kwargs: `keras.Model` keyword arguments (`name`, `dtype`).
@@ -98,6 +101,7 @@ class MemoryLM(SegmentLM):
         contrastive_margin=None,
         contrastive_weight=1.0,
         embedding_dim=None,
+        freeze_embedding=False,
         **kwargs,
     ):
         blocks = [
@@ -136,6 +140,7 @@ class MemoryLM(SegmentLM):
             dtype=self.dtype_policy,
             name="token_embedding",
         )
+        self.token_embedding.trainable = not freeze_embedding
         self.embedding_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
         self.final_norm = keras.layers.RMSNormalization(
             epsilon=epsilon, dtype=self.dtype_policy, name="final_norm"
@@ -182,9 +187,14 @@ class MemoryLM(SegmentLM):
         vocab_size = config.pop("vocab_size")
         hidden_dim = config.pop("hidden_dim")
         pad_token_id = config.pop("pad_token_id", 0)
-        contrastive = {
+        model_options = {
             key: config.pop(key)
-            for key in ("contrastive_margin", "contrastive_weight", "embedding_dim")
+            for key in (
+                "contrastive_margin",
+                "contrastive_weight",
+                "embedding_dim",
+                "freeze_embedding",
+            )
             if key in config
         }
         blocks = make_blocks(kind, stateful=stateful, dtype=dtype, **config)
@@ -197,7 +207,7 @@ class MemoryLM(SegmentLM):
             blocks=blocks,
             pad_token_id=pad_token_id,
             dropout=config.get("dropout", 0.0),
-            **contrastive,
+            **model_options,
             dtype=dtype,
             name=f"{kind}_lm",
         )
@@ -373,6 +383,8 @@ class MemoryLM(SegmentLM):
                 "contrastive_margin": self.contrastive_margin,
                 "contrastive_weight": self.contrastive_weight,
                 "embedding_dim": self.embedding_dim,
+                # Sub-layers' `trainable` is not saved; the model's config carries it.
+                "freeze_embedding": not self.token_embedding.trainable,
             }
         )
         return config

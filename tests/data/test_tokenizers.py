@@ -218,3 +218,30 @@ def test_sentencepiece_survives_reseeding(tokenizers):
     np.testing.assert_array_equal(tokenizer.encode(CODE), expected)
     keras.utils.set_random_seed(8)
     np.testing.assert_array_equal(tokenize_in_tf_data(tokenizer, [CODE])[0], expected)
+
+
+def test_hub_tokenizer_keeps_the_presets_special_ids_and_round_trips(tmp_path):
+    import keras_hub
+
+    from keras_memory.data import HubTokenizer
+
+    vocabulary = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for symbol in "abcdefghijklmnopqrstuvwxyzĠ":
+        vocabulary[symbol] = len(vocabulary)
+    vocabulary["ab"] = len(vocabulary)
+    layer = keras_hub.models.OPTTokenizer(vocabulary=vocabulary, merges=["a b"])
+    tokenizer = HubTokenizer(layer)
+    assert tokenizer.special_ids == {"bos_id": 2, "eos_id": 2, "pad_id": 1}
+    ids = tokenizer.encode("abc cab")
+    assert ids.tolist() == [31, 6, 30, 6, 31]  # "ab" merged, "Ġ" = 30
+    assert tokenizer.decode([2, *ids, 1, 1]) == "abc cab"  # specials skipped
+    assert tokenize_in_tf_data(tokenizer, ["abc cab"])[0].tolist() == ids.tolist()
+    make_tokenizer("hub", preset=layer, directory=str(tmp_path / "workdir"))
+    restored = load_tokenizer(str(tmp_path / "workdir"))
+    assert isinstance(restored, HubTokenizer) and restored.vocab_size == 32
+    assert restored.special_ids == tokenizer.special_ids
+    assert restored.encode("abc cab").tolist() == ids.tolist()
+    with pytest.raises(ValueError, match="preset"):
+        make_tokenizer("hub")
+    with pytest.raises(ValueError, match="preset"):
+        HubTokenizer(42)
