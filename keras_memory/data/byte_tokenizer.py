@@ -38,12 +38,31 @@ class ByteTokenizer:
 
     def encode(self, text):
         """Returns the int32 ids of `text` (a str or bytes), without BOS/EOS."""
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        if isinstance(text, str):
+            data = text.encode("utf-8")
+        elif isinstance(text, (bytes, bytearray, memoryview)):
+            data = bytes(text)
+        else:
+            # bytes(5) would be five zero bytes, bytes([104, 105]) "hi": never guess.
+            raise TypeError(f"`text` must be a str or bytes; got {type(text).__name__}.")
         return np.frombuffer(data, dtype=np.uint8).astype(np.int32) + _OFFSET
 
     def decode(self, ids):
-        """Returns the text of `ids`, skipping special ids; bad UTF-8 is replaced."""
+        """Returns the text of `ids`, skipping special ids; bad UTF-8 is replaced.
+
+        Raises ValueError for ids that are not integers in `[0, vocab_size)`.
+        """
         ids = np.asarray(ids).reshape(-1)
+        if not ids.size:
+            return ""
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"`ids` must be integer token ids; got dtype {ids.dtype}.")
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
+            # uint8 would wrap an id of 300 to a wrong byte without a word.
+            raise ValueError(
+                f"`ids` must lie in [0, vocab_size={self.vocab_size}); got values in "
+                f"[{ids.min()}, {ids.max()}]."
+            )
         data = (ids[ids >= _OFFSET] - _OFFSET).astype(np.uint8).tobytes()
         return data.decode("utf-8", errors="replace")
 

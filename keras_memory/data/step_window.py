@@ -1,6 +1,9 @@
 """A window of global steps over a `SegmentStream`, for resumable training."""
 
 import keras
+import numpy as np
+
+from keras_memory.data.streaming import check_count
 
 
 class StepWindow(keras.utils.PyDataset):
@@ -18,8 +21,12 @@ class StepWindow(keras.utils.PyDataset):
 
     def __init__(self, stream, first_step, num_steps):
         super().__init__()
-        if num_steps < 1:
-            raise ValueError(f"`num_steps` must be >= 1; got {num_steps}.")
+        if not all(hasattr(stream, name) for name in ("set_epoch", "epoch", "__len__")):
+            raise ValueError(
+                f"`stream` must be a SegmentStream (with `set_epoch`); got {type(stream).__name__}."
+            )
+        first_step = check_count("first_step", first_step, minimum=0)
+        num_steps = check_count("num_steps", num_steps)
         self.stream = stream
         self.first_step = first_step
         self.num_steps = num_steps
@@ -28,6 +35,8 @@ class StepWindow(keras.utils.PyDataset):
         return self.num_steps
 
     def __getitem__(self, index):
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"`index` must be an int; got {index!r}.")
         if not 0 <= index < self.num_steps:
             raise IndexError(f"Index {index} is outside [0, {self.num_steps}).")
         epoch, step = divmod(self.first_step + index, len(self.stream))

@@ -32,7 +32,13 @@ def document_segments(tokens, segment_length, bos_id=BOS_ID, eos_id=EOS_ID, pad_
         Two int32 arrays `(num_segments, segment_length)`, padded with
         `pad_id`.
     """
-    tokens = np.asarray(tokens, dtype=np.int32).reshape(-1)
+    segment_length = check_count("segment_length", segment_length)
+    special = {
+        name: check_count(name, value, minimum=0)
+        for name, value in (("bos_id", bos_id), ("eos_id", eos_id), ("pad_id", pad_id))
+    }
+    tokens = check_token_ids("tokens", tokens)
+    bos_id, eos_id, pad_id = special["bos_id"], special["eos_id"], special["pad_id"]
     sequence = np.concatenate([[bos_id], tokens, [eos_id]]).astype(np.int32)
     length = len(sequence) - 1
     num_segments = -(-length // segment_length)
@@ -94,27 +100,34 @@ class SegmentStream(keras.utils.PyDataset):
         pad_id=PAD_ID,
     ):
         super().__init__()
-        if batch_size < 1 or segment_length < 1:
+        batch_size = check_count("batch_size", batch_size)
+        segment_length = check_count("segment_length", segment_length)
+        vocab_size = check_count("vocab_size", vocab_size, allow_none=True)
+        seed = check_count("seed", seed, minimum=0, allow_none=True)
+        special_ids = {
+            name: check_count(name, value, minimum=0, maximum=vocab_size)
+            for name, value in (("bos_id", bos_id), ("eos_id", eos_id), ("pad_id", pad_id))
+        }
+        if documents is None or isinstance(documents, (str, bytes, dict)):
             raise ValueError(
-                f"`batch_size` and `segment_length` must be >= 1; got "
-                f"{batch_size} and {segment_length}."
+                "`documents` must be a list of 1-D arrays of token ids; got "
+                f"{type(documents).__name__}."
             )
-        documents = [np.asarray(d).reshape(-1) for d in documents]
+        if isinstance(documents, np.ndarray) and documents.ndim < 2:
+            raise ValueError(
+                "`documents` must be a list of documents; got one 1-D array (wrap a single "
+                "document in a list)."
+            )
+        documents = [
+            check_token_ids(f"documents[{i}]", d, vocab_size) for i, d in enumerate(documents)
+        ]
         if not documents:
             raise ValueError("`documents` is empty: nothing to stream.")
-        for i, doc in enumerate(documents):
-            if doc.size and not np.issubdtype(doc.dtype, np.integer):
-                raise ValueError(f"Document {i} must hold integer ids; got {doc.dtype}.")
-            if vocab_size is not None and doc.size and (doc.min() < 0 or doc.max() >= vocab_size):
-                raise ValueError(
-                    f"Document {i} has ids outside [0, vocab_size="
-                    f"{vocab_size}): [{doc.min()}, {doc.max()}]."
-                )
         self.documents = documents
         self.batch_size = batch_size
         self.segment_length = segment_length
         self.seed = seed
-        self.special_ids = {"bos_id": bos_id, "eos_id": eos_id, "pad_id": pad_id}
+        self.special_ids = special_ids
         self._epoch = 0
         self._rows = None
         self._layout()
@@ -154,6 +167,8 @@ class SegmentStream(keras.utils.PyDataset):
         return self._num_steps
 
     def __getitem__(self, step):
+        if not isinstance(step, (int, np.integer)) or isinstance(step, bool):
+            raise TypeError(f"`step` must be an int; got {step!r}.")
         if not 0 <= step < self._num_steps:
             raise IndexError(f"Step {step} is outside [0, {self._num_steps}).")
         shape = (self.batch_size, self.segment_length)
@@ -190,7 +205,7 @@ class SegmentStream(keras.utils.PyDataset):
         at times (e.g. before the first epoch) that make them no basis for a
         deterministic order.
         """
-        self._epoch = int(epoch)
+        self._epoch = check_count("epoch", epoch, minimum=0)
         self._layout()
 
     def as_tf_dataset(self):
@@ -208,6 +223,64 @@ class SegmentStream(keras.utils.PyDataset):
         return tf.data.Dataset.from_generator(
             lambda: (self[i] for i in range(len(self))), output_signature=signature
         )
+
+
+def check_count(name, value, minimum=1, maximum=None, allow_none=False):
+    """Returns `value` as an int in `[minimum, maximum)`, or raises ValueError naming `name`.
+
+    Python and numpy integers pass; bools, floats and strings do not.
+
+    Args:
+        name: str. The argument's name, shown in the message.
+        value: the argument.
+        minimum: int. Smallest allowed value.
+        maximum: int or None. Values must be below it.
+        allow_none: bool. Let None through.
+
+    Returns:
+        `int(value)`, or None.
+    """
+    if value is None and allow_none:
+        return None
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    if not is_int or value < minimum or (maximum is not None and value >= maximum):
+        upper = "" if maximum is None else f" and < {maximum}"
+        raise ValueError(
+            f"`{name}` must be an int >= {minimum}{upper}{' or None' if allow_none else ''}; "
+            f"got {value!r}."
+        )
+    return int(value)
+
+
+def check_token_ids(name, tokens, vocab_size=None):
+    """Returns one document's ids as a 1-D int32 array, or raises ValueError naming `name`.
+
+    The ids must be integers (a float array would be truncated silently),
+    at most 1-D, in `[0, vocab_size)` (`[0, 2**31)` without a vocabulary).
+
+    Args:
+        name: str. The argument's name, e.g. `"documents[3]"`.
+        tokens: array-like of token ids.
+        vocab_size: int or None. Exclusive upper bound of the ids.
+
+    Returns:
+        A 1-D int32 numpy array.
+    """
+    if isinstance(tokens, (str, bytes)):
+        raise ValueError(f"`{name}` must be token ids, not text; encode it with a tokenizer first.")
+    array = np.asarray(tokens)
+    if array.size == 0:
+        return np.zeros((0,), np.int32)
+    if array.ndim > 1:
+        raise ValueError(f"`{name}` must be a 1-D array of token ids; got shape {array.shape}.")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"`{name}` must hold integer ids; got dtype {array.dtype}.")
+    upper = np.iinfo(np.int32).max + 1 if vocab_size is None else vocab_size
+    low, high = array.min(), array.max()
+    if low < 0 or high >= upper:
+        bound = f"vocab_size={vocab_size}" if vocab_size is not None else "2**31"
+        raise ValueError(f"`{name}` has ids outside [0, {bound}): [{low}, {high}].")
+    return array.reshape(-1).astype(np.int32)
 
 
 def _num_segments(num_tokens, segment_length):

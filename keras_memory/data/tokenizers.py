@@ -77,6 +77,15 @@ def _to_str(text):
     raise TypeError(f"`text` must be a str or UTF-8 bytes; got {type(text).__name__}.")
 
 
+def _check_directory(directory):
+    """Returns `directory` if it is a path (str or `os.PathLike`), else raises TypeError."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(
+            f"`directory` must be a path (str or os.PathLike); got {type(directory).__name__}."
+        )
+    return directory
+
+
 def _texts_list(texts):
     """Returns `texts` (a list of str, a `Corpus` or any iterable) as a list of str."""
     if texts is None:
@@ -701,8 +710,10 @@ def make_tokenizer(name, texts=None, vocab_size=None, directory=None, preset=Non
     same = load_tokenizer("workdir")
     ```
     """
-    if name not in TOKENIZER_KINDS:
+    if not isinstance(name, str) or name not in TOKENIZER_KINDS:
         raise ValueError(f"`name` must be one of {', '.join(TOKENIZER_KINDS)}; got {name!r}.")
+    if directory is not None:
+        _check_directory(directory)
     if name == "bytes":
         if train_kwargs:
             raise ValueError(f"The bytes tokenizer takes no training options; got {train_kwargs}.")
@@ -755,19 +766,35 @@ def load_tokenizer(directory):
     tokenizer = load_tokenizer("workdir")
     ```
     """
-    path = os.path.join(directory, CONFIG_FILENAME)
+    path = os.path.join(_check_directory(directory), CONFIG_FILENAME)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"`directory` {directory!r} holds no {CONFIG_FILENAME}.")
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"`directory` {directory!r}: {CONFIG_FILENAME} is not valid JSON ({error})."
+        ) from error
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"`directory` {directory!r}: {CONFIG_FILENAME} must hold a JSON object; got "
+            f"{type(config).__name__}."
+        )
     kind = config.get("kind")
+    if kind in _CLASSES and not isinstance(config.get("files"), dict):
+        raise ValueError(
+            f"`directory` {directory!r}: {CONFIG_FILENAME} of a {kind!r} tokenizer needs a "
+            f"'files' object naming its files; got {config.get('files')!r}."
+        )
     if kind == "bytes":
         tokenizer = ByteTokenizer()
     elif kind in _CLASSES:
         tokenizer = _CLASSES[kind]._from_config(directory, config["files"])
     else:
         raise ValueError(
-            f"{path} names tokenizer kind {kind!r}; expected one of {', '.join(TOKENIZER_KINDS)}."
+            f"`directory` {directory!r}: {path} names tokenizer kind {kind!r}; expected one of "
+            f"{', '.join(TOKENIZER_KINDS)}."
         )
     if config.get("vocab_size", tokenizer.vocab_size) != tokenizer.vocab_size:
         raise ValueError(

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_memory.layers.input_checks import check_choice, check_int, check_number
 from keras_memory.layers.xl_attention import XLAttention, zero_rows
 from keras_memory.ops.attention import dense_attention
 from keras_memory.ops.normalization import l2_normalize
@@ -132,22 +133,15 @@ class BlockRecurrentAttention(XLAttention):
             kernel_initializer=kernel_initializer,
             **kwargs,
         )
-        if not isinstance(num_states, int) or num_states < 1:
-            raise ValueError(f"`num_states` must be a positive int; got {num_states!r}.")
-        if gate not in GATES:
-            raise ValueError(f"`gate` must be one of {GATES}; got {gate!r}.")
-        if variant not in VARIANTS:
-            raise ValueError(f"`variant` must be one of {VARIANTS}; got {variant!r}.")
-        if state_intermediate_dim is not None and (
-            not isinstance(state_intermediate_dim, int) or state_intermediate_dim < 1
-        ):
-            raise ValueError(
-                "`state_intermediate_dim` must be a positive int or None; got "
-                f"{state_intermediate_dim!r}."
-            )
-        for arg, value in (("state_dropout", state_dropout), ("memory_dropout", memory_dropout)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"`{arg}` must be in [0, 1]; got {value!r}.")
+        num_states = check_int("num_states", num_states)
+        gate = check_choice("gate", gate, GATES)
+        variant = check_choice("variant", variant, VARIANTS)
+        state_intermediate_dim = check_int(
+            "state_intermediate_dim", state_intermediate_dim, allow_none=True
+        )
+        state_dropout = check_number("state_dropout", state_dropout, 0.0, 1.0)
+        memory_dropout = check_number("memory_dropout", memory_dropout, 0.0, 1.0)
+        seed = check_int("seed", seed, 0, allow_none=True)
         self.state_dropout = state_dropout
         self.memory_dropout = memory_dropout
         self.seed = seed
@@ -162,6 +156,7 @@ class BlockRecurrentAttention(XLAttention):
         return 2 * self.num_heads * self.head_dim
 
     def build(self, input_shape):
+        self._check_build_shape(input_shape)
         hidden = input_shape[-1]
         inner = self.num_heads * self.head_dim
         self.initial_recurrent_state = self.add_weight(

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_memory.layers.input_checks import check_int
 from keras_memory.layers.xl_attention import XLAttention
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
 from keras_memory.ops.ring_buffer import (
@@ -83,8 +84,7 @@ class DenseKVAttention(XLAttention):
             "num_registers",
         ):
             kwargs.pop(key, None)
-        if not isinstance(memory_size, int) or memory_size < 1:
-            raise ValueError(f"`memory_size` must be a positive int; got {memory_size!r}.")
+        memory_size = check_int("memory_size", memory_size)
         # The window only sizes XLAttention's (unused) cache; attention here is
         # dense over the segment.
         super().__init__(
@@ -106,9 +106,12 @@ class DenseKVAttention(XLAttention):
             **memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim),
         }
 
+    def check_segment_length(self, length):
+        check_segment_fits(self.name, self.memory_size, length)
+
     def call_with_state(self, x, state, reset, training):
         length = x.shape[1]
-        check_segment_fits(self.name, self.memory_size, length)
+        self.check_segment_length(length)
         queries, keys, values = self.project_qkv(x)
         memory_keys, memory_values, memory_valid = forget_rows(
             state["memory_keys"], state["memory_values"], state["memory_valid"], reset

@@ -2,6 +2,15 @@
 
 import keras
 
+from keras_memory.layers.input_checks import (
+    check_activation,
+    check_initializer,
+    check_int,
+    check_number,
+    require_tensor,
+    static_shape,
+)
+
 # Gated units: the gate's activation.
 GATED_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu"}
 
@@ -45,14 +54,18 @@ class FeedForward(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.intermediate_dim = intermediate_dim
-        self.gated = activation in GATED_ACTIVATIONS
+        self.intermediate_dim = check_int("intermediate_dim", intermediate_dim)
+        check_activation("activation", activation, extra=GATED_ACTIVATIONS)
+        self.gated = isinstance(activation, str) and activation in GATED_ACTIVATIONS
         self.activation = activation if self.gated else keras.activations.get(activation)
-        self.dropout = dropout
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.dropout = check_number("dropout", dropout, 0.0, 1.0)
+        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer)
+        self.hidden_dim = None
 
     def build(self, input_shape):
-        hidden_dim = input_shape[-1]
+        if len(input_shape) < 1:
+            raise ValueError(f"`x` must be (..., hidden_dim); got shape {tuple(input_shape)}.")
+        self.hidden_dim = hidden_dim = input_shape[-1]
         if self.gated:
             self.gate = keras.layers.Dense(
                 self.intermediate_dim,
@@ -90,6 +103,12 @@ class FeedForward(keras.layers.Layer):
         self.built = True
 
     def call(self, x, training=None):
+        x = require_tensor("x", x)
+        shape = static_shape(x)
+        if not shape or shape[-1] not in (None, self.hidden_dim):
+            raise ValueError(
+                f"Layer '{self.name}': `x` must be (..., {self.hidden_dim}); got {shape}."
+            )
         h = self.intermediate(x)
         if self.gated:
             h = self.gate(x) * h

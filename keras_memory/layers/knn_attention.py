@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_memory.backend.scann_index import check_scann, memory_index
+from keras_memory.layers.input_checks import check_int
 from keras_memory.layers.xl_attention import XLAttention
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
 from keras_memory.ops.knn import RETRIEVAL_METHODS, gather_memory, retrieve_top_k
@@ -115,13 +116,9 @@ class KNNAttention(XLAttention):
             kernel_initializer=kernel_initializer,
             **kwargs,
         )
-        for arg, value in (
-            ("memory_size", memory_size),
-            ("num_neighbors", num_neighbors),
-            ("chunk_size", chunk_size),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be a positive int; got {value!r}.")
+        memory_size = check_int("memory_size", memory_size)
+        num_neighbors = check_int("num_neighbors", num_neighbors)
+        chunk_size = check_int("chunk_size", chunk_size)
         if retrieval not in RETRIEVAL_METHODS:
             raise ValueError(f"`retrieval` must be one of {RETRIEVAL_METHODS}; got {retrieval!r}.")
         if retrieval == "bucketed" and memory_size % num_neighbors:
@@ -141,6 +138,7 @@ class KNNAttention(XLAttention):
         self.chunk_size = chunk_size
 
     def build(self, input_shape):
+        self._check_build_shape(input_shape)
         self.memory_gate = self.add_weight(
             name="memory_gate", shape=(self.num_heads,), initializer="zeros"
         )
@@ -152,9 +150,12 @@ class KNNAttention(XLAttention):
             **memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim),
         }
 
+    def check_segment_length(self, length):
+        super().check_segment_length(length)
+        check_segment_fits(self.name, self.memory_size, length)
+
     def call_with_state(self, x, state, reset, training):
         self._check_segment_length(x)
-        check_segment_fits(self.name, self.memory_size, x.shape[1])
         queries, keys, values = self.project_qkv(x)
         local, new_state = self.local_attention(queries, keys, values, state, reset)
 

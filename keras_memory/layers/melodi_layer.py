@@ -3,9 +3,18 @@
 import keras
 from keras import ops
 
-from keras_memory.layers.feed_forward import FeedForward
+from keras_memory.layers.feed_forward import GATED_ACTIVATIONS, FeedForward
+from keras_memory.layers.input_checks import (
+    check_activation,
+    check_bool,
+    check_initializer,
+    check_number,
+)
 from keras_memory.layers.memory_layer import MemoryLayer
-from keras_memory.layers.relative_position_bias import RelativePositionBias
+from keras_memory.layers.relative_position_bias import (
+    RelativePositionBias,
+    check_bucket_options,
+)
 from keras_memory.layers.token_mixing import TokenMixing
 from keras_memory.layers.xl_attention import zero_rows
 from keras_memory.ops.attention import dense_attention, safe_softmax
@@ -141,6 +150,16 @@ class MelodiLayer(MemoryLayer):
                 f"`long_term_increment` ({long_term_increment}) must not exceed "
                 f"`long_term_memory_size` ({long_term_memory_size})."
             )
+        check_activation("activation", activation, extra=GATED_ACTIVATIONS)
+        dropout = check_number("dropout", dropout, 0.0, 1.0)
+        epsilon = check_number("epsilon", epsilon, 0.0, exclusive_minimum=True)
+        normalize_keys = check_bool("normalize_keys", normalize_keys)
+        use_position_bias = check_bool("use_position_bias", use_position_bias)
+        num_position_buckets, max_position_distance = check_bucket_options(
+            num_position_buckets,
+            max_position_distance,
+            names=("num_position_buckets", "max_position_distance"),
+        )
         self.num_heads = num_heads
         self.head_dim = head_dim
         self.window_length = window_length
@@ -156,7 +175,7 @@ class MelodiLayer(MemoryLayer):
         self.use_position_bias = use_position_bias
         self.num_position_buckets = num_position_buckets
         self.max_position_distance = max_position_distance
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer)
         self.hidden_dim = None
 
     def _sublayer(self, layer, *shapes):
@@ -178,6 +197,7 @@ class MelodiLayer(MemoryLayer):
         )
 
     def build(self, input_shape):
+        self._check_build_shape(input_shape)
         self.hidden_dim = hidden = input_shape[-1]
         batch = input_shape[0]
         w, u = self.window_length, self.summary_size
@@ -270,17 +290,19 @@ class MelodiLayer(MemoryLayer):
             shapes["long_valid"] = ((batch_size, self.long_term_memory_size), "int32")
         return shapes
 
-    def num_windows(self, x):
-        """Windows in a packed input of `n * (W + U)` tokens."""
+    def check_segment_length(self, length):
         period = self.window_length + self.summary_size
-        length = x.shape[1]
         if length is None or length % period:
             raise ValueError(
                 f"Layer '{self.name}' expects `x` of shape (batch, n * (window_length + "
                 f"summary_size), features) = (batch, n * {period}, features): the "
                 f"segment's context tokens, then its summary tokens; got length {length}."
             )
-        return length // period
+
+    def num_windows(self, x):
+        """Windows in a packed input of `n * (W + U)` tokens."""
+        self.check_segment_length(x.shape[1])
+        return x.shape[1] // (self.window_length + self.summary_size)
 
     def _kvq(self, x):
         """Keys, values and queries `(batch, len, heads, head_dim)` of embeddings `x`."""

@@ -3,6 +3,17 @@
 import keras
 from keras import ops
 
+from keras_memory.layers.input_checks import (
+    check_bool,
+    check_float_input,
+    check_reset,
+    check_shape,
+    dtype_name,
+    require_tensor,
+    same_size,
+    static_shape,
+)
+
 
 class MemoryLayer(keras.layers.Layer):
     """Base layer implementing the memory-state contract.
@@ -43,7 +54,7 @@ class MemoryLayer(keras.layers.Layer):
 
     def __init__(self, stateful=False, **kwargs):
         super().__init__(**kwargs)
-        self.stateful = stateful
+        self.stateful = check_bool("stateful", stateful)
         self._state_variables = None
         self._state_batch_size = None
 
@@ -96,15 +107,24 @@ class MemoryLayer(keras.layers.Layer):
         }
 
     def write_state(self, state):
-        """Assigns a state dict (as returned by a functional call) to a stateful layer."""
+        """Assigns a state dict (as returned by a functional call) to a stateful layer.
+
+        The whole dict is checked (keys, shapes, dtypes) before any variable
+        is written, so a bad state leaves the layer's memory as it was.
+        """
         if not self.stateful:
             raise ValueError(f"Layer '{self.name}' is not stateful.")
+        if self._state_variables is None:
+            raise ValueError(f"Layer '{self.name}' is not built: it has no state to write yet.")
+        self.check_state(state, self._state_batch_size)
         for name, value in state.items():
             variable = self._state_variables[name]
             variable.assign(ops.cast(value, variable.dtype))
 
     def call(self, x, state=None, reset=None, training=None, functional=False, **call_options):
-        x = self._check_input(x)
+        # Every check reads static shapes and dtypes only and runs before any
+        # state is read or written: a bad call leaves the memory untouched.
+        x = self._check_input(x, functional)
         static_batch = x.shape[0]
         batch_size = static_batch if static_batch is not None else ops.shape(x)[0]
         if self.stateful and not functional:
@@ -112,18 +132,13 @@ class MemoryLayer(keras.layers.Layer):
                 raise ValueError(
                     f"Layer '{self.name}' is stateful: it keeps its own state; do not pass `state`."
                 )
-            if static_batch is not None and static_batch != self._state_batch_size:
-                raise ValueError(
-                    f"Layer '{self.name}' is stateful with batch size "
-                    f"{self._state_batch_size}; got inputs with batch size "
-                    f"{batch_size}."
-                )
+        elif state is not None:
+            self.check_state(state, batch_size)
+        reset = check_reset(reset, batch_size, prefix=f"Layer '{self.name}': ")
+        if self.stateful and not functional:
             state = self.read_state()
         elif state is None:
             state = self.initial_state(batch_size)
-        else:
-            self._check_state(state, batch_size)
-        reset = self._check_reset(reset, batch_size)
         y, new_state = self.call_with_state(x, state, reset, training, **call_options)
         if functional:
             return y, new_state
@@ -136,25 +151,60 @@ class MemoryLayer(keras.layers.Layer):
     def call_with_state(self, x, state, reset, training):
         raise NotImplementedError
 
-    def _check_input(self, x):
-        if len(x.shape) != 3:
-            raise ValueError(
-                f"Layer '{self.name}' expects inputs of shape (batch, sequence, "
-                f"features); got rank {len(x.shape)} with shape {tuple(x.shape)}."
-            )
-        return x
+    def input_width(self):
+        """The feature width of `x` the layer was built for; None before `build`."""
+        return getattr(self, "hidden_dim", None)
 
-    def _check_reset(self, reset, batch_size):
-        if reset is None:
-            return ops.zeros((batch_size,), dtype="bool")
-        if len(reset.shape) != 1 or not _same_size(reset.shape[0], batch_size):
-            raise ValueError(
-                f"Layer '{self.name}' expects `reset` of shape (batch,) = "
-                f"({batch_size},); got shape {tuple(reset.shape)}."
-            )
-        return ops.cast(reset, "bool")
+    def check_segment_length(self, length):
+        """Raises ValueError unless the layer can read a segment of `length` tokens.
 
-    def _check_state(self, state, batch_size):
+        The base layer takes any length; layers that split a segment into
+        windows or write it into a ring buffer override this.
+        """
+
+    def check_input_shape(self, shape, functional=False):
+        """Raises ValueError unless `x` of static `shape` suits this layer.
+
+        Checks the rank, the feature width the layer was built for, the
+        segment length (`check_segment_length`) and, for a stateful call,
+        the batch size of the state variables. Sizes that are not static
+        pass. A model calls it for every block before running any, so a
+        segment that one block cannot read fails before another block has
+        written its memory.
+
+        Args:
+            shape: tuple. The static shape of `x`, `(batch, segment, features)`.
+            functional: bool. The call's `functional` flag (a functional
+                call of a stateful layer takes any batch size).
+        """
+        shape = static_shape(shape)
+        prefix = f"Layer '{self.name}': "
+        check_shape("x", shape, ("batch", "segment", self.input_width() or "features"), prefix)
+        if shape[1] is not None:
+            self.check_segment_length(shape[1])
+        if (
+            self.stateful
+            and not functional
+            and shape[0] is not None
+            and self._state_batch_size is not None
+            and shape[0] != self._state_batch_size
+        ):
+            raise ValueError(
+                f"Layer '{self.name}' is stateful with batch size "
+                f"{self._state_batch_size}; got `x` with batch size {shape[0]}."
+            )
+
+    def check_state(self, state, batch_size):
+        """Raises ValueError unless `state` is this layer's state for `batch_size` rows.
+
+        Checks the keys, that every value is a tensor of the expected static
+        shape and of a float (float entries) or integer/bool (int entries)
+        dtype.
+
+        Args:
+            state: the state dict to check.
+            batch_size: int, scalar tensor or None (not checked).
+        """
         expected = self.state_shapes(batch_size)
         if not isinstance(state, dict) or set(state) != set(expected):
             raise ValueError(
@@ -162,20 +212,31 @@ class MemoryLayer(keras.layers.Layer):
                 f"{sorted(expected)}; got {type(state).__name__} "
                 f"{sorted(state) if isinstance(state, dict) else ''}."
             )
-        for name, (shape, _) in expected.items():
-            got = tuple(state[name].shape)
-            if len(got) != len(shape) or not all(map(_same_size, got, shape)):
-                raise ValueError(
-                    f"Layer '{self.name}': `state['{name}']` must have shape "
-                    f"{tuple(shape)}; got {got}."
-                )
+        prefix = f"Layer '{self.name}': "
+        for name, (shape, dtype) in expected.items():
+            label = f"state['{name}']"
+            value = state[name]
+            if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+                raise TypeError(f"{prefix}`{label}` must be a tensor; got {type(value).__name__}.")
+            got = static_shape(value)
+            want = tuple(d if isinstance(d, int) else None for d in shape)
+            if len(got) != len(want) or not all(map(same_size, got, want)):
+                raise ValueError(f"{prefix}`{label}` must have shape {tuple(shape)}; got {got}.")
+            got_dtype = dtype_name(value)
+            if keras.backend.is_float_dtype(dtype) != keras.backend.is_float_dtype(got_dtype):
+                raise ValueError(f"{prefix}`{label}` must have dtype {dtype}; got {got_dtype}.")
+
+    def _check_build_shape(self, input_shape):
+        check_shape("x", input_shape, ("batch", "segment", "features"), f"Layer '{self.name}': ")
+
+    def _check_input(self, x, functional=False):
+        prefix = f"Layer '{self.name}': "
+        x = require_tensor("x", x, prefix)
+        check_float_input("x", x, prefix)
+        self.check_input_shape(x.shape, functional)
+        return x
 
     def get_config(self):
         config = super().get_config()
         config["stateful"] = self.stateful
         return config
-
-
-def _same_size(a, b):
-    """False only when both sizes are static and differ (unknown sizes pass)."""
-    return not (isinstance(a, int) and isinstance(b, int)) or a == b

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_memory.layers.input_checks import check_bool, check_initializer, check_int
 from keras_memory.ops.position_bias import (
     relative_positions,
     t5_relative_position_buckets,
@@ -61,12 +62,14 @@ class RelativePositionBias(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.num_buckets = num_buckets
-        self.max_distance = max_distance
-        self.bidirectional = bidirectional
-        self.initializer = keras.initializers.get(
-            initializer or keras.initializers.RandomNormal(stddev=1.0 / np.sqrt(num_buckets))
+        self.num_heads = check_int("num_heads", num_heads)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.num_buckets, self.max_distance = check_bucket_options(
+            num_buckets, max_distance, bidirectional
+        )
+        self.initializer = check_initializer(
+            "initializer",
+            initializer or keras.initializers.RandomNormal(stddev=1.0 / np.sqrt(num_buckets)),
         )
 
     def build(self, input_shape=None):
@@ -79,6 +82,9 @@ class RelativePositionBias(keras.layers.Layer):
 
     def buckets(self, num_queries, num_keys, offset=None):
         """Returns the int32 numpy bucket table `(num_queries, num_keys)`."""
+        num_queries = check_int("num_queries", num_queries)
+        num_keys = check_int("num_keys", num_keys)
+        offset = check_int("offset", offset, minimum=None, allow_none=True)
         return t5_relative_position_buckets(
             relative_positions(num_queries, num_keys, offset),
             num_buckets=self.num_buckets,
@@ -106,3 +112,32 @@ class RelativePositionBias(keras.layers.Layer):
             }
         )
         return config
+
+
+def check_bucket_options(
+    num_buckets,
+    max_distance,
+    bidirectional=False,
+    names=("num_buckets", "max_distance"),
+):
+    """Returns `(num_buckets, max_distance)` as ints, or raises ValueError naming one.
+
+    T5 bucketing needs at least one exact bucket per direction
+    (`num_buckets >= 2`, 4 if bidirectional) and `max_distance` past the
+    exact buckets, or its logarithmic buckets divide by zero.
+
+    Args:
+        num_buckets: int. Number of buckets.
+        max_distance: int. Distance from which keys share the last bucket.
+        bidirectional: bool. Half the buckets are for keys after the query.
+        names: the two arguments' names as the caller calls them (e.g.
+            `("num_position_buckets", "max_position_distance")`).
+
+    Returns:
+        `(num_buckets, max_distance)`.
+    """
+    buckets_name, distance_name = names
+    num_buckets = check_int(buckets_name, num_buckets, 4 if bidirectional else 2)
+    max_exact = num_buckets // (4 if bidirectional else 2)
+    max_distance = check_int(distance_name, max_distance, max_exact + 1)
+    return num_buckets, max_distance

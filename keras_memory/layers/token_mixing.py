@@ -3,6 +3,15 @@
 import keras
 from keras import ops
 
+from keras_memory.layers.input_checks import (
+    check_bool,
+    check_int,
+    check_number,
+    check_shape,
+    require_tensor,
+    static_shape,
+)
+
 
 @keras.saving.register_keras_serializable(package="keras_memory")
 class TokenMixing(keras.layers.Layer):
@@ -44,13 +53,17 @@ class TokenMixing(keras.layers.Layer):
 
     def __init__(self, output_size, use_norm_and_residual=True, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(output_size, int) or output_size < 1:
-            raise ValueError(f"`output_size` must be a positive int; got {output_size!r}.")
-        self.output_size = output_size
-        self.use_norm_and_residual = use_norm_and_residual
-        self.epsilon = epsilon
+        self.output_size = check_int("output_size", output_size)
+        self.use_norm_and_residual = check_bool("use_norm_and_residual", use_norm_and_residual)
+        self.epsilon = check_number("epsilon", epsilon, 0.0, exclusive_minimum=True)
+        self._sizes = None
 
     def build(self, context_shape, summary_shape):
+        prefix = f"Layer '{self.name}': "
+        check_shape("context", context_shape, ("batch", "window", "features"), prefix)
+        check_shape("summary", summary_shape, ("batch", "summary", "features"), prefix)
+        # (context tokens, summary tokens, features): what the kernel and norms are sized for.
+        self._sizes = (context_shape[1], summary_shape[1], context_shape[-1])
         if self.use_norm_and_residual and summary_shape[1] != self.output_size:
             raise ValueError(
                 f"TokenMixing with `use_norm_and_residual` needs as many summary tokens "
@@ -80,6 +93,7 @@ class TokenMixing(keras.layers.Layer):
         self.built = True
 
     def call(self, context, summary):
+        self._check_inputs(require_tensor("context", context), require_tensor("summary", summary))
         if self.use_norm_and_residual:
             tokens = ops.concatenate(
                 [self.context_norm(context), self.summary_norm(summary)], axis=1
@@ -90,6 +104,16 @@ class TokenMixing(keras.layers.Layer):
         mixed = ops.einsum("bsd,so->bod", tokens, kernel)
         mixed = mixed + ops.cast(self.mixing_bias, mixed.dtype)[None, :, None]
         return mixed + summary if self.use_norm_and_residual else mixed
+
+    def _check_inputs(self, context, summary):
+        """Static checks: both `(batch, tokens, features)`, sized as at build time."""
+        window, size, width = self._sizes
+        prefix = f"Layer '{self.name}': "
+        # Without the norms, the map is the same for any feature width.
+        width = width if self.use_norm_and_residual else "features"
+        check_shape("context", context, ("batch", window, width), prefix)
+        batch, _, width = static_shape(context)
+        check_shape("summary", summary, (batch or "batch", size, width or "features"), prefix)
 
     def compute_output_shape(self, context_shape, summary_shape):
         return (context_shape[0], self.output_size, context_shape[2])

@@ -2,7 +2,8 @@
 
 import keras
 
-from keras_memory.layers.feed_forward import FeedForward
+from keras_memory.layers.feed_forward import GATED_ACTIVATIONS, FeedForward
+from keras_memory.layers.input_checks import check_activation, check_int, check_number
 from keras_memory.layers.memory_layer import MemoryLayer
 
 
@@ -69,12 +70,13 @@ class TransformerBlock(MemoryLayer):
             )
         super().__init__(stateful=attention.stateful, **kwargs)
         self.attention = attention
-        self.intermediate_dim = intermediate_dim
-        self.activation = activation
-        self.dropout = dropout
-        self.epsilon = epsilon
+        self.intermediate_dim = check_int("intermediate_dim", intermediate_dim)
+        self.activation = check_activation("activation", activation, extra=GATED_ACTIVATIONS)
+        self.dropout = check_number("dropout", dropout, 0.0, 1.0)
+        self.epsilon = check_number("epsilon", epsilon, 0.0, exclusive_minimum=True)
 
     def build(self, input_shape):
+        self._check_build_shape(input_shape)
         self.attention_norm = keras.layers.RMSNormalization(
             epsilon=self.epsilon, dtype=self.dtype_policy, name="attention_norm"
         )
@@ -99,6 +101,13 @@ class TransformerBlock(MemoryLayer):
     def state_shapes(self, batch_size):
         return self.attention.state_shapes(batch_size)
 
+    def input_width(self):
+        return self.attention.input_width()
+
+    def check_input_shape(self, shape, functional=False):
+        # The attention layer holds the width, the segment rules and the state.
+        self.attention.check_input_shape(shape, functional)
+
     def initial_state(self, batch_size):
         return self.attention.initial_state(batch_size)
 
@@ -113,7 +122,7 @@ class TransformerBlock(MemoryLayer):
 
     def call(self, x, state=None, reset=None, training=None, functional=False, **call_options):
         # The attention layer checks and carries the state itself.
-        x = self._check_input(x)
+        x = self._check_input(x, functional)
         normed = self.attention_norm(x)
         if self.stateful and not functional:
             if state is not None:
@@ -138,7 +147,11 @@ class TransformerBlock(MemoryLayer):
     def compute_output_shape(self, input_shape=None, **shapes):
         # Keras passes the input's shape as `input_shape` or `x_shape`
         # depending on whether the layer was built by a call or by build().
-        return input_shape if input_shape is not None else shapes["x_shape"]
+        shape = input_shape if input_shape is not None else shapes["x_shape"]
+        # Symbolic calls (keras.Input) reach here instead of `call`: check the
+        # static shape the same way (not the batch: `functional` is unknown here).
+        self.check_input_shape(shape, functional=True)
+        return shape
 
     def get_config(self):
         config = super().get_config()

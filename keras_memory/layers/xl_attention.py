@@ -4,8 +4,17 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_memory.layers.input_checks import (
+    check_bool,
+    check_initializer,
+    check_int,
+    check_number,
+)
 from keras_memory.layers.memory_layer import MemoryLayer
-from keras_memory.layers.relative_position_bias import RelativePositionBias
+from keras_memory.layers.relative_position_bias import (
+    RelativePositionBias,
+    check_bucket_options,
+)
 from keras_memory.ops.attention import dense_attention, sliding_window_attention
 from keras_memory.ops.normalization import l2_normalize
 from keras_memory.ops.rotary import rotary_base, rotate
@@ -151,25 +160,24 @@ class XLAttention(MemoryLayer):
                 f"`read_recurrent_state` is an option of XLAttention itself; "
                 f"{type(self).__name__} does not support it."
             )
-        self.read_recurrent_state = bool(read_recurrent_state)
-        for arg, value in (
-            ("num_heads", num_heads),
-            ("head_dim", head_dim),
-            ("window_length", window_length),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be a positive int; got {value!r}.")
-        if not isinstance(compressed_memory_size, int) or compressed_memory_size < 0:
-            raise ValueError(
-                f"`compressed_memory_size` must be an int >= 0; got {compressed_memory_size!r}."
-            )
+        self.read_recurrent_state = check_bool("read_recurrent_state", read_recurrent_state)
+        num_heads = check_int("num_heads", num_heads)
+        head_dim = check_int("head_dim", head_dim)
+        window_length = check_int("window_length", window_length)
+        use_cache = check_bool("use_cache", use_cache)
+        include_self = check_bool("include_self", include_self)
+        normalize_keys = check_bool("normalize_keys", normalize_keys)
+        use_position_bias = check_bool("use_position_bias", use_position_bias)
+        num_position_buckets, max_position_distance = check_bucket_options(
+            num_position_buckets,
+            max_position_distance,
+            names=("num_position_buckets", "max_position_distance"),
+        )
+        compressed_memory_size = check_int("compressed_memory_size", compressed_memory_size, 0)
         if compressed_memory_size:
             if not use_cache:
                 raise ValueError("`compressed_memory_size` needs `use_cache=True`.")
-            if not isinstance(compression_rate, int) or compression_rate < 1:
-                raise ValueError(
-                    f"`compression_rate` must be a positive int; got {compression_rate!r}."
-                )
+            compression_rate = check_int("compression_rate", compression_rate)
             if window_length % compression_rate:
                 raise ValueError(
                     f"`window_length` ({window_length}) must be a multiple of "
@@ -179,20 +187,12 @@ class XLAttention(MemoryLayer):
             raise ValueError(f"`rotary` must be None, 'standard' or 'reversed'; got {rotary!r}.")
         if rotary and head_dim % 2:
             raise ValueError(f"`rotary` needs an even `head_dim`; got {head_dim}.")
-        if rotary_base <= 0 or rotary_scaling < 1:
-            raise ValueError(
-                "`rotary_base` must be > 0 and `rotary_scaling` >= 1; got "
-                f"{rotary_base!r}, {rotary_scaling!r}."
-            )
-        if rotary_trained_window is not None and (
-            not isinstance(rotary_trained_window, int) or rotary_trained_window < 1
-        ):
-            raise ValueError(
-                f"`rotary_trained_window` must be a positive int or None; got "
-                f"{rotary_trained_window!r}."
-            )
-        if not isinstance(num_registers, int) or num_registers < 0:
-            raise ValueError(f"`num_registers` must be an int >= 0; got {num_registers!r}.")
+        rotary_base = check_number("rotary_base", rotary_base, 0.0, exclusive_minimum=True)
+        rotary_scaling = check_number("rotary_scaling", rotary_scaling, 1.0)
+        rotary_trained_window = check_int(
+            "rotary_trained_window", rotary_trained_window, allow_none=True
+        )
+        num_registers = check_int("num_registers", num_registers, 0)
         if num_registers and not use_cache:
             raise ValueError(
                 "`num_registers` needs the XL cache (`use_cache=True`): registers are "
@@ -214,10 +214,11 @@ class XLAttention(MemoryLayer):
         self.use_position_bias = use_position_bias
         self.num_position_buckets = num_position_buckets
         self.max_position_distance = max_position_distance
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer)
         self.hidden_dim = None
 
     def build(self, input_shape):
+        self._check_build_shape(input_shape)
         self.hidden_dim = input_shape[-1]
         inner_dim = self.num_heads * self.head_dim
         self.qkv_projection = keras.layers.Dense(
@@ -357,10 +358,12 @@ class XLAttention(MemoryLayer):
         return dense_attention(queries, state_keys, state_values, scale)
 
     def _check_segment_length(self, x):
-        length = x.shape[1]
+        self.check_segment_length(x.shape[1])
+
+    def check_segment_length(self, length):
         if length is not None and length % self.window_length:
             raise ValueError(
-                f"Layer '{self.name}': the segment length ({length}) must be a "
+                f"Layer '{self.name}': the segment length of `x` ({length}) must be a "
                 f"multiple of `window_length` ({self.window_length})."
             )
 
@@ -502,7 +505,11 @@ class XLAttention(MemoryLayer):
     def compute_output_shape(self, input_shape=None, **shapes):
         # Keras passes the input's shape as `input_shape` or `x_shape`
         # depending on whether the layer was built by a call or by build().
-        return input_shape if input_shape is not None else shapes["x_shape"]
+        shape = input_shape if input_shape is not None else shapes["x_shape"]
+        # Symbolic calls (keras.Input) reach here instead of `call`: check the
+        # static shape the same way (not the batch: `functional` is unknown here).
+        self.check_input_shape(shape, functional=True)
+        return shape
 
     def get_config(self):
         config = super().get_config()

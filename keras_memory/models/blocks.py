@@ -2,6 +2,7 @@
 
 from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
 from keras_memory.layers.dense_kv_attention import DenseKVAttention
+from keras_memory.layers.input_checks import check_int
 from keras_memory.layers.knn_attention import KNNAttention
 from keras_memory.layers.melodi_layer import MelodiLayer
 from keras_memory.layers.transformer_block import TransformerBlock
@@ -111,6 +112,7 @@ def make_blocks(
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"`kind` must be one of {MODEL_KINDS}; got {kind!r}.")
+    num_layers = check_int("num_layers", num_layers)
     if memory_layer is None:
         memory_layer = default_memory_layer(num_layers)
     if kind in MEMORY_KINDS and not 0 <= memory_layer < num_layers:

@@ -67,11 +67,21 @@ class MelodiLM(MemoryLM):
         self.final_norm.build((batch, length, self.hidden_dim))
         self.built = True
 
+    def block_input_shape(self, block, batch, length):
+        if length is not None and length % self.window_length:
+            raise ValueError(
+                f"The segment length of `tokens` ({length}) must be a multiple of `window_length` "
+                f"({self.window_length})."
+            )
+        windows = None if length is None else length // self.window_length
+        packed = None if windows is None else windows * (self.window_length + self.summary_size)
+        return (batch, packed, self.hidden_dim)
+
     def call_stack(self, x, state, reset, training):
         length = x.shape[1]
         if length is None or length % self.window_length:
             raise ValueError(
-                f"The segment length ({length}) must be a multiple of `window_length` "
+                f"The segment length of `tokens` ({length}) must be a multiple of `window_length` "
                 f"({self.window_length})."
             )
         windows = length // self.window_length

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
+from keras_memory.layers.input_checks import check_bool, check_int, check_number, static_shape
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.losses.simctg import simctg_contrastive_loss
 from keras_memory.models.blocks import make_blocks
@@ -116,22 +117,27 @@ class MemoryLM(SegmentLM):
         if len(flags) != 1:
             raise ValueError("All `blocks` must share one `stateful` flag.")
         super().__init__(**kwargs)
-        self.vocab_size = vocab_size
-        self.hidden_dim = hidden_dim
-        self.pad_token_id = pad_token_id
-        self.dropout = dropout
-        self.epsilon = epsilon
-        if contrastive_margin is not None and not 0.0 < contrastive_margin <= 2.0:
+        self.vocab_size = check_int("vocab_size", vocab_size)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim)
+        self.pad_token_id = check_int("pad_token_id", pad_token_id, 0)
+        if self.pad_token_id >= self.vocab_size:
+            raise ValueError(
+                f"`pad_token_id` ({pad_token_id}) must be < `vocab_size` ({vocab_size})."
+            )
+        self.dropout = check_number("dropout", dropout, 0.0, 1.0)
+        self.epsilon = check_number("epsilon", epsilon, 0.0, exclusive_minimum=True)
+        if contrastive_margin is not None and (
+            isinstance(contrastive_margin, bool)
+            or not isinstance(contrastive_margin, (int, float))
+            or not 0.0 < contrastive_margin <= 2.0
+        ):
             raise ValueError(
                 f"`contrastive_margin` must be in (0, 2] or None; got {contrastive_margin!r}."
             )
         self.contrastive_margin = contrastive_margin
-        self.contrastive_weight = contrastive_weight
-        if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):
-            raise ValueError(
-                f"`embedding_dim` must be a positive int or None; got {embedding_dim!r}."
-            )
-        self.embedding_dim = embedding_dim
+        self.contrastive_weight = check_number("contrastive_weight", contrastive_weight, 0.0)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim, allow_none=True)
+        freeze_embedding = check_bool("freeze_embedding", freeze_embedding)
         self.stateful = flags.pop()
         self.token_embedding = keras.layers.Embedding(
             vocab_size,
@@ -176,7 +182,7 @@ class MemoryLM(SegmentLM):
         """
         if isinstance(preset, str) and os.path.isfile(os.path.join(preset, PRESET_MODEL_FILE)):
             return _load_saved_preset(preset, stateful, **overrides)
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise ValueError(
                 f"Unknown preset {preset!r}: not one of {sorted(PRESETS)} nor a directory "
                 f"holding a saved {PRESET_MODEL_FILE}."
@@ -274,10 +280,7 @@ class MemoryLM(SegmentLM):
 
     def call(self, inputs, state=None, training=None):
         tokens, reset = self.unpack_inputs(inputs, state)
-        if not self.stateful and state is not None and len(state) != len(self.blocks):
-            raise ValueError(
-                f"`state` must be a list of {len(self.blocks)} per-block states; got {len(state)}."
-            )
+        self.check_stack_inputs(tokens, state)
         x = self.embed(tokens, training=training)
         x, new_state = self.call_stack(x, state, reset, training)
         x = self.final_norm(x)
@@ -289,6 +292,44 @@ class MemoryLM(SegmentLM):
             )
         logits = self.tied_logits(x)
         return logits if self.stateful else (logits, new_state)
+
+    def check_stack_inputs(self, tokens, state=None):
+        """Checks, before any block runs, that every block can read this call.
+
+        A block that cannot read the segment (its length, batch size or
+        `state`) raises here, before an earlier block has written its memory:
+        a failed call leaves a stateful model's memory as it was. Only
+        static shapes are read.
+
+        Args:
+            tokens: the `(batch, S)` token tensor.
+            state: the call's `state` (functional form) or None.
+        """
+        batch, length = static_shape(tokens)
+        if not self.stateful and state is not None:
+            if not isinstance(state, (list, tuple)) or len(state) != len(self.blocks):
+                got = len(state) if isinstance(state, (list, tuple)) else type(state).__name__
+                raise ValueError(
+                    f"`state` must be a list of {len(self.blocks)} per-block states; got {got}."
+                )
+            for block, block_state in zip(self.blocks, state):
+                if block_state is not None:  # None: the block starts fresh
+                    block.check_state(block_state, batch)
+        for block in self.blocks:
+            block.check_input_shape(self.block_input_shape(block, batch, length))
+
+    def block_input_shape(self, block, batch, length):
+        """The static shape of what `block` reads in a call on `(batch, length)` tokens."""
+        if self._recurrent_readers:
+            # The stack runs window by window (see `_call_by_window`).
+            w = self.blocks[self._recurrent_writer].attention.window_length
+            if length is not None and length % w:
+                raise ValueError(
+                    f"The segment length of `tokens` ({length}) must be a multiple of the "
+                    f"recurrent layer's `window_length` ({w})."
+                )
+            length = None if length is None else w
+        return (batch, length, self.hidden_dim)
 
     def call_stack(self, x, state, reset, training):
         """Runs the blocks on embedded tokens; returns `(hidden, new_state)`."""
@@ -326,10 +367,12 @@ class MemoryLM(SegmentLM):
         length = x.shape[1]
         if length is None or length % w:
             raise ValueError(
-                f"The segment length ({length}) must be a multiple of the recurrent "
+                f"The segment length of `tokens` ({length}) must be a multiple of the recurrent "
                 f"layer's `window_length` ({w})."
             )
         batch = ops.shape(x)[0]
+        if reset is None:  # no row starts a document
+            reset = ops.zeros((batch,), "bool")
         if self.stateful:
             states = [block.read_state() for block in self.blocks]
         elif state is None:

@@ -3,6 +3,13 @@
 import keras
 import numpy as np
 
+from keras_memory.layers.input_checks import (
+    check_reset,
+    dtype_name,
+    is_integer_dtype,
+    require_tensor,
+)
+
 
 class SegmentLM(keras.Model):
     """Base of the language models that read long documents one segment at a time.
@@ -22,24 +29,42 @@ class SegmentLM(keras.Model):
         # Checks concrete (numpy) inputs before they reach a backend kernel,
         # where an out-of-range id would be silently clipped or crash.
         tokens = inputs.get("tokens") if isinstance(inputs, dict) else inputs
-        if isinstance(tokens, np.ndarray):
+        if isinstance(tokens, (np.ndarray, list, tuple)):
             self.check_tokens(tokens)
         return super().__call__(inputs, *args, **kwargs)
 
     def unpack_inputs(self, inputs, state):
         """Returns `(tokens, reset)` of a call's inputs, checked.
 
-        Raises ValueError unless the tokens are `(batch, S)` and, for a
-        stateful model, `state` is None.
+        Raises ValueError (before anything is computed) unless the tokens
+        are an integer `(batch, S)` tensor, `reset` is None or a bool/int
+        `(batch,)` tensor and, for a stateful model, `state` is None. Only
+        static shapes and dtypes are read: no host sync inside `jit`.
+
+        Returns:
+            `(tokens, reset)`, `reset` a bool tensor `(batch,)` or None.
         """
         if isinstance(inputs, dict):
+            unknown = sorted(set(inputs) - {"tokens", "reset"})
+            if "tokens" not in inputs or unknown:
+                raise ValueError(
+                    "`inputs` must be a dict with keys 'tokens' and optionally 'reset' (or a "
+                    f"token tensor); got keys {sorted(inputs)}."
+                )
             tokens, reset = inputs["tokens"], inputs.get("reset")
         else:
             tokens, reset = inputs, None
+        tokens = require_tensor("tokens", tokens)
         if len(tokens.shape) != 2:
             raise ValueError(
                 f"`tokens` must have shape (batch, sequence); got {tuple(tokens.shape)}."
             )
+        dtype = dtype_name(tokens)
+        if not is_integer_dtype(dtype):
+            raise ValueError(f"`tokens` must be integer token ids; got dtype {dtype}.")
+        if reset is not None:
+            batch = tokens.shape[0]
+            reset = check_reset(reset, None if batch is None else int(batch))
         if self.stateful and state is not None:
             raise ValueError("This model is stateful: do not pass `state`.")
         return tokens, reset

@@ -19,13 +19,19 @@ def write_segment(memory_keys, memory_values, memory_valid, pointer, keys, value
 
     Every row writes a segment per step, so one write position serves all
     rows; the memory size must be a multiple of the segment length (checked
-    by the layers), so a block never wraps.
+    by the layers), so a block never wraps. When segment lengths vary
+    between calls the pointer need not be a multiple of this segment's
+    length: a block that would run past the end starts over at 0 instead
+    (the entries it skips are overwritten on the next lap). Otherwise the
+    write would be clamped (JAX, TensorFlow: it overwrites the wrong
+    entries) or fail (torch).
 
     Returns:
         `(keys, values, valid int32, next_pointer)`.
     """
     pointer = ops.cast(pointer, "int32")
     length = ops.shape(keys)[1]
+    pointer = ops.where(pointer + length > memory_keys.shape[1], ops.zeros_like(pointer), pointer)
     return (
         ops.slice_update(memory_keys, (0, pointer, 0, 0), ops.cast(keys, memory_keys.dtype)),
         ops.slice_update(memory_values, (0, pointer, 0, 0), ops.cast(values, memory_values.dtype)),
@@ -54,5 +60,6 @@ def check_segment_fits(layer_name, memory_size, segment_length):
     if segment_length is not None and memory_size % segment_length:
         raise ValueError(
             f"Layer '{layer_name}': `memory_size` ({memory_size}) must be a multiple "
-            f"of the segment length ({segment_length}), so each segment is one block of the ring."
+            f"of the segment length of `x` ({segment_length}), so each segment is one block of "
+            "the ring."
         )

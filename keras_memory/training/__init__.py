@@ -1,4 +1,4 @@
-"""Training pieces: evaluation, checkpoints."""
+"""Training pieces: evaluation, checkpoints, NaN/Inf checks."""
 
 from keras_memory.training.checkpoints import (
     CheckpointEvery,
@@ -6,17 +6,27 @@ from keras_memory.training.checkpoints import (
     save_checkpoint,
 )
 from keras_memory.training.evaluation import evaluate_bits_per_token
+from keras_memory.training.finite_check import (
+    FiniteCheck,
+    NonFiniteError,
+    check_finite,
+    memory_state_variables,
+)
 from keras_memory.training.footprint import memory_footprint
 from keras_memory.training.memory_state import load_memory_state, save_memory_state
 from keras_memory.training.recall import evaluate_recall, recall_by_distance
 
 __all__ = [
     "CheckpointEvery",
+    "FiniteCheck",
+    "NonFiniteError",
+    "check_finite",
     "evaluate_bits_per_token",
     "evaluate_recall",
     "load_checkpoint",
     "load_memory_state",
     "memory_footprint",
+    "memory_state_variables",
     "recall_by_distance",
     "save_checkpoint",
     "save_memory_state",
