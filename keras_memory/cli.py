@@ -205,6 +205,12 @@ def build_parser():
     train.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW learning rate.")
     train.add_argument("--checkpoint-every", type=int, default=100, help="Steps per checkpoint.")
     train.add_argument(
+        "--check-finite",
+        action="store_true",
+        help="After every step, stop with an error naming the first NaN/Inf loss, memory "
+        "state variable or weight (costs a host sync per step).",
+    )
+    train.add_argument(
         "--resume",
         action="store_true",
         help="Continue from the workdir's checkpoint: same step, optimizer and memory.",
@@ -339,12 +345,23 @@ def _saved_tokenizer(workdir):
 
 
 def train(args):
+    from keras_memory.training.checkpoints import release_workdir_lock, workdir_lock
+
+    # Taken before the checkpoint is read: two runs must not both start fresh.
+    workdir_lock(args.workdir)
+    try:
+        return _train(args)
+    finally:
+        release_workdir_lock(args.workdir)
+
+
+def _train(args):
     import keras
 
     from keras_memory.data import SegmentStream, StepWindow
     from keras_memory.models import PRESETS, MemoryLM
     from keras_memory.optimizers import Sophia
-    from keras_memory.training import CheckpointEvery, load_checkpoint
+    from keras_memory.training import CheckpointEvery, FiniteCheck, load_checkpoint
 
     if args.preset not in PRESETS:
         raise SystemExit(f"Unknown --preset {args.preset!r}; choose from {sorted(PRESETS)}.")
@@ -492,14 +509,13 @@ def train(args):
         StepWindow(stream, first_step, args.steps - first_step),
         epochs=1,
         callbacks=[
+            # Checked before the checkpoint is written: a NaN never reaches the disk.
+            *([FiniteCheck(every=1, check_weights=True)] if args.check_finite else []),
             checkpoints,
             keras.callbacks.TensorBoard(os.path.join(args.workdir, "logs"), update_freq=10),
         ],
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    with open(os.path.join(args.workdir, "losses.jsonl"), "a") as f:
-        for i, loss in enumerate(checkpoints.losses):
-            f.write(json.dumps({"step": first_step + i + 1, "loss": loss}) + "\n")
     return model
 
 

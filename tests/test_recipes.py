@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_memory.training import checkpoint_path, load_checkpoint
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -42,7 +44,7 @@ def test_fit_recipe_trains_and_reports_bits_per_token(tmp_path, kind):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "bits_per_token" in run.stdout
-    assert os.path.exists(tmp_path / "checkpoint.keras")
+    assert checkpoint_path(str(tmp_path)) is not None
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="a JAX-only recipe")
@@ -86,7 +88,7 @@ def test_retrofit_recipe_starts_as_the_backbone_and_learns(tmp_path):
     assert before == pytest.approx(math.log2(259), abs=0.1)  # random init: near uniform
     # A random byte model learns byte statistics in a few steps (8.0 -> ~5.5 bits).
     assert math.isfinite(after) and after < before - 1.0
-    assert os.path.exists(tmp_path / "checkpoint.keras")
+    assert checkpoint_path(str(tmp_path)) is not None
 
 
 def byte_symbols():
@@ -130,7 +132,7 @@ def test_retrofit_recipe_loads_a_local_preset_with_its_tokenizer(tmp_path):
     # --freeze-backbone trained the memory block only; the preset's weights are intact.
     import keras_memory.models  # noqa: F401  (registers RetrofitLM for loading)
 
-    model = keras.saving.load_model(workdir / "checkpoint.keras")
+    model, _ = load_checkpoint(str(workdir))
     assert model.vocab_size == tokenizer.vocabulary_size()
     for trained, pretrained in zip(model.backbone.weights, backbone.weights):
         np.testing.assert_array_equal(

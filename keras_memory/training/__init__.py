@@ -2,8 +2,12 @@
 
 from keras_memory.training.checkpoints import (
     CheckpointEvery,
+    checkpoint_path,
     load_checkpoint,
+    read_losses,
+    release_workdir_lock,
     save_checkpoint,
+    workdir_lock,
 )
 from keras_memory.training.evaluation import evaluate_bits_per_token
 from keras_memory.training.finite_check import (
@@ -21,13 +25,17 @@ __all__ = [
     "FiniteCheck",
     "NonFiniteError",
     "check_finite",
+    "checkpoint_path",
     "evaluate_bits_per_token",
     "evaluate_recall",
     "load_checkpoint",
     "load_memory_state",
     "memory_footprint",
     "memory_state_variables",
+    "read_losses",
     "recall_by_distance",
+    "release_workdir_lock",
     "save_checkpoint",
     "save_memory_state",
+    "workdir_lock",
 ]
