@@ -1,13 +1,32 @@
 """Regenerates the pictures under docs/images from the library's own code.
 
 python docs/make_figures.py
+
+The soak figure is drawn from the JSON lines `benchmarks/soak.py` saved in
+benchmarks/results/soak_jax_cpu.jsonl (skipped when that file is absent).
 """
 
+import json
 import os
 
-from keras_memory.plots import plot_melodi_mask, plot_window_mask
+from keras_memory.plots import plot_melodi_mask, plot_soak, plot_window_mask
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+SOAK_RESULTS = os.path.join(HERE, os.pardir, "benchmarks", "results", "soak_jax_cpu.jsonl")
+
+
+def soak_results(path):
+    """`{kind: interval records}` and a title from a `benchmarks/soak.py` output file."""
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    results = {}
+    for record in records:
+        if record.get("event") == "interval":
+            results.setdefault(record["kind"], []).append(record)
+    summary = next(r for r in records if r.get("event") == "summary")
+    title = f"{summary['backend']}, {summary['device']}, preset {summary['preset']}"
+    return results, title
+
 
 if __name__ == "__main__":
     images = os.path.join(HERE, "images")
@@ -15,3 +34,6 @@ if __name__ == "__main__":
     print(plot_window_mask(os.path.join(images, "window_mask.png")))
     print(plot_window_mask(os.path.join(images, "window_mask_self.png"), include_self=True))
     print(plot_melodi_mask(os.path.join(images, "melodi_mask.png")))
+    if os.path.isfile(SOAK_RESULTS):
+        results, title = soak_results(SOAK_RESULTS)
+        print(plot_soak(results, os.path.join(images, "soak.png"), title=title))

@@ -123,3 +123,55 @@ def plot_melodi_mask(path, window_length=6, summary_size=3, memory_size=3, long_
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_soak(results, path, title=None):
+    """Saves a soak run's cost and memory against the tokens read (`benchmarks/soak.py`).
+
+    Two panels, one line per model kind: milliseconds per 1k tokens over each
+    interval (log scale), and the change of the process's resident memory
+    (RSS) since the kind's first interval, both against the tokens of the
+    document read so far. Flat lines are what a soak should show.
+
+    Args:
+        results: dict of label -> list of interval records, each a dict with
+            `tokens`, `seconds_per_1k_tokens` and `rss_bytes` (the
+            `"event": "interval"` lines `benchmarks/soak.py` prints).
+        path: str. PNG file to write.
+        title: str or None. Figure title.
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    import numpy as np
+
+    fig, (cost, rss) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    for label, records in results.items():
+        tokens = np.array([r["tokens"] for r in records]) / 1e6
+        cost.plot(tokens, [1000 * r["seconds_per_1k_tokens"] for r in records], label=label)
+        first = records[0]["rss_bytes"]
+        rss.plot(tokens, [(r["rss_bytes"] - first) / 2**20 for r in records], label=label)
+    cost.set_yscale("log")
+    cost.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    cost.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    cost.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    cost.set_ylabel("ms per 1k tokens (log scale)")
+    cost.set_title("cost per token", fontsize=10)
+    rss.set_ylabel("host RSS change since the first interval (MiB)")
+    rss.set_title("host memory", fontsize=10)
+    for ax in (cost, rss):
+        ax.set_xlabel("tokens of the document read (millions)")
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3, which="both")
+    cost.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
