@@ -458,7 +458,7 @@ def test_valid_constructor_arguments_are_accepted(data):
         value = data.draw(st.sampled_from(kind))
     else:
         value = data.draw(VALID_VALUES[kind])
-    make(**{argument: value})
+    assert isinstance(make(**{argument: value}), keras.layers.Layer)
 
 
 def test_coupled_arguments_are_checked_together():

@@ -197,6 +197,13 @@ class _KerasHubTokenizer:
         ids = np.asarray(ids).reshape(-1).astype(np.int64)
         return ids[(ids >= _FIRST_ORDINARY_ID) & (ids < self.vocab_size)]
 
+    def decode(self, ids):
+        """Returns the text of `ids`, skipping special ids; bad UTF-8 is replaced."""
+        ids = self._ordinary_ids(ids)
+        if not ids.size:
+            return ""
+        return _to_str(self.layer.detokenize([int(i) for i in ids]))
+
     def __repr__(self):
         return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
@@ -260,13 +267,6 @@ class SentencePieceTokenizer(_KerasHubTokenizer):
     def _rebuild_tf_resources(self):
         super()._rebuild_tf_resources()
         self.layer.set_proto(self.proto)
-
-    def decode(self, ids):
-        """Returns the text of `ids`, skipping special ids; bad UTF-8 is replaced."""
-        ids = self._ordinary_ids(ids)
-        if not ids.size:
-            return ""
-        return _to_str(self.layer.detokenize([int(i) for i in ids]))
 
     def save(self, directory):
         """Writes the model and `tokenizer.json` into `directory` (created if missing)."""
@@ -641,13 +641,6 @@ class HubTokenizer(_KerasHubTokenizer):
         ids = np.asarray(ids).reshape(-1).astype(np.int64)
         keep = (ids >= 0) & (ids < self.vocab_size) & ~np.isin(ids, list(self._special))
         return ids[keep]
-
-    def decode(self, ids):
-        """Returns the text of `ids`, skipping special ids."""
-        ids = self._ordinary_ids(ids)
-        if not ids.size:
-            return ""
-        return _to_str(self.layer.detokenize([int(i) for i in ids]))
 
     def save(self, directory):
         """Writes the keras-hub preset and `tokenizer.json` into `directory`."""
