@@ -5,6 +5,6 @@ it (approximate top-k kernels, host calls for ScaNN) lives here.
 """
 
 from keras_memory.backend.device import device_name
-from keras_memory.backend.retrieval import approx_max_k, scann_search
+from keras_memory.backend.retrieval import approx_max_k, scann_search, top_k
 
-__all__ = ["approx_max_k", "device_name", "scann_search"]
+__all__ = ["approx_max_k", "device_name", "scann_search", "top_k"]

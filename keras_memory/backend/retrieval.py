@@ -7,6 +7,60 @@ from keras import ops
 from keras_memory.backend.scann_index import ScannMemoryIndex
 
 
+def top_k(scores, k):
+    """Exact top-k over the last axis of `(batch, heads, ...)` scores.
+
+    `keras.ops.top_k`, except in a JAX step sharded by `keras.distribution`:
+    XLA's partitioner gathers `lax.top_k`'s whole operand onto every device
+    (jax 0.10 on 8 CPU devices: a kNN layer's `(batch, heads, queries,
+    memory)` scores were all-gathered over both mesh axes), while top-k along
+    the last axis needs nothing from other rows or heads. There it runs in
+    `shard_map` on each device's own rows (and heads, when the mesh has a
+    second axis that divides them).
+
+    Returns:
+        `(values, int32 indices)`.
+    """
+    specs = _leading_shards(scores) if keras.backend.backend() == "jax" else None
+    if specs is None:
+        values, indices = ops.top_k(scores, k)
+        return values, ops.cast(indices, "int32")
+    import jax
+    from jax.sharding import PartitionSpec
+
+    mesh, axes = specs
+    spec = PartitionSpec(*axes)
+    values, indices = jax.shard_map(
+        lambda part: tuple(jax.lax.top_k(part, k)),
+        mesh=mesh,
+        in_specs=spec,
+        out_specs=(spec, spec),
+    )(scores)
+    return values, ops.cast(indices, "int32")
+
+
+def _leading_shards(scores):
+    """`(jax mesh, axes)` splitting `scores`' batch (and heads) over the active
+    distribution's mesh, or None when there is nothing to split."""
+    distribution = keras.distribution.distribution()
+    if distribution is None or len(scores.shape) < 2:
+        return None
+    mesh = distribution.device_mesh
+    sizes = dict(zip(mesh.axis_names, mesh.shape))
+    batch_axis = distribution.batch_dim_name
+    others = [name for name in mesh.axis_names if name != batch_axis]
+    axes = [None] * len(scores.shape)
+    if batch_axis in sizes and sizes[batch_axis] > 1 and scores.shape[0] is not None:
+        if scores.shape[0] % sizes[batch_axis] == 0:
+            axes[0] = batch_axis
+    if len(others) == 1 and sizes[others[0]] > 1 and scores.shape[1] is not None:
+        if scores.shape[1] % sizes[others[0]] == 0:
+            axes[1] = others[0]
+    if axes[0] is None and axes[1] is None:
+        return None
+    return mesh.backend_mesh, axes
+
+
 def approx_max_k(scores, k):
     """Approximate top-k over the last axis: `(values, int32 indices)`.
 
@@ -60,6 +114,7 @@ def scann_search(queries, memory_keys, memory_valid, k, index=None):
     if backend == "jax":
         import jax
 
+        _refuse_multi_device_jax()
         return jax.pure_callback(
             host,
             jax.ShapeDtypeStruct(out_shape, np.int32),
@@ -82,3 +137,20 @@ def scann_search(queries, memory_keys, memory_valid, k, index=None):
         ops.convert_to_numpy(ops.convert_to_tensor(t)) for t in (queries, memory_keys, memory_valid)
     ]
     return ops.convert_to_tensor(host(*arrays), dtype="int32")
+
+
+def _refuse_multi_device_jax():
+    # Inside a step sharded over several devices XLA places the host call on
+    # device 0 while the others wait in a collective; on simulated CPU
+    # devices the call was never entered and XLA aborted the process after
+    # 40 s. A clear error at trace time is better than that.
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return
+    devices = int(np.prod(distribution.device_mesh.shape))
+    if devices > 1:
+        raise ValueError(
+            "`retrieval='scann'` runs on the host and cannot be called inside a step "
+            f"sharded over {devices} devices (the active keras.distribution); use "
+            "retrieval='exact' or 'approx' under a distribution (docs/scale-out.md)."
+        )

@@ -25,6 +25,31 @@ class SegmentLM(keras.Model):
     padding targets.
     """
 
+    @staticmethod
+    def get_layout_map(
+        device_mesh, model_parallel_dim_name="model", data_parallel_dim_name="batch"
+    ):
+        """Returns the `keras.distribution.LayoutMap` for sharding these models.
+
+        Heads and the feed-forward width split over `model_parallel_dim_name`;
+        memory state over `data_parallel_dim_name` (and heads), never
+        replicated. See `keras_memory.distribution.layout_map`.
+
+        Example:
+        ```python
+        mesh = keras.distribution.DeviceMesh((4, 2), ("batch", "model"))
+        keras.distribution.set_distribution(
+            keras.distribution.ModelParallel(
+                layout_map=MemoryLM.get_layout_map(mesh), batch_dim_name="batch"
+            )
+        )
+        model = MemoryLM.from_preset("tiny", kind="memorizing", stateful=True)
+        ```
+        """
+        from keras_memory.distribution import layout_map
+
+        return layout_map(device_mesh, model_parallel_dim_name, data_parallel_dim_name)
+
     def __call__(self, inputs, *args, **kwargs):
         # Checks concrete (numpy) inputs before they reach a backend kernel,
         # where an out-of-range id would be silently clipped or crash.

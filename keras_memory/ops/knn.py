@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from keras_memory.backend.retrieval import top_k
 from keras_memory.ops.attention import MASKED_LOGIT
 
 
@@ -30,7 +31,7 @@ def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
         memory_valid,
         k,
         chunk_size,
-        lambda scores, n: ops.top_k(scores, n),
+        top_k,
     )
 
 
@@ -154,6 +155,6 @@ def _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, top_k_fn):
             continue
         merged_scores = ops.concatenate([best_scores, top_scores], axis=-1)
         merged_indices = ops.concatenate([best_indices, top_indices], axis=-1)
-        best_scores, order = ops.top_k(merged_scores, k)
+        best_scores, order = top_k(merged_scores, k)
         best_indices = ops.take_along_axis(merged_indices, order, axis=-1)
     return best_scores, best_indices
