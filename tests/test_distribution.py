@@ -17,7 +17,7 @@ import pytest
 from keras_memory.distribution import STATE_LAYOUTS, layout_map, state_layouts
 from keras_memory.layers import XLAttention
 from keras_memory.layers.memory_layer import MemoryLayer
-from keras_memory.models import MODEL_KINDS, MemoryLM
+from keras_memory.models import MODEL_KINDS, MemoryLM, RetrofitLM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ON_JAX = keras.backend.backend() == "jax"
@@ -41,9 +41,27 @@ def model_options():
         yield kind, kind, {}
 
 
-@pytest.mark.parametrize("name,kind,options", list(model_options()), ids=lambda v: str(v))
+def retrofit():
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=259,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=64,
+    )
+    model = RetrofitLM(backbone, memory_size=32, num_neighbors=4, window_length=8, stateful=True)
+    model.build({"tokens": (BATCH, 16), "reset": (BATCH,)})
+    return model
+
+
+@pytest.mark.parametrize(
+    "name,kind,options", [*model_options(), ("retrofit", None, {})], ids=lambda v: str(v)
+)
 def test_layout_map_shards_every_memory_state_with_the_batch(name, kind, options):
-    model = built(kind, **options)
+    model = retrofit() if name == "retrofit" else built(kind, **options)
     layouts = MemoryLM.get_layout_map(MESH, "heads", "data")
     state_paths = state_layouts(model)
     assert state_paths or kind == "local"
