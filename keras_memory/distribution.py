@@ -142,8 +142,9 @@ def model_parallel(devices=None, model_parallel_size=1):
 def state_layouts(model):
     """Returns `{variable path: mesh axes}` for a built model's memory state.
 
-    What `layout_map` assigns to each state variable, for checking a
-    distribution (the variables' actual shardings are backend values).
+    What `layout_map` assigns to each state variable, with the default axis
+    names "batch" and "model", for checking a distribution (the variables'
+    actual shardings are backend values).
 
     Args:
         model: a built stateful keras-memory model.

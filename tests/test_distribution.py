@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_memory.distribution import STATE_LAYOUTS, layout_map, state_layouts
+from keras_memory.distribution import STATE_LAYOUTS, layout_map, model_parallel, state_layouts
 from keras_memory.layers import XLAttention
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.models import MODEL_KINDS, MemoryLM, RetrofitLM
@@ -87,6 +87,12 @@ def test_layout_map_shards_every_memory_state_with_the_batch(name, kind, options
 def test_layout_map_names_the_mesh_axes():
     with pytest.raises(ValueError, match="model_parallel_dim_name.*'model'"):
         layout_map(MESH)  # MESH calls its axes "data" and "heads"
+
+
+@pytest.mark.parametrize("size", [2, 0, True, 1.0])
+def test_model_parallel_size_must_divide_the_devices(size):
+    with pytest.raises(ValueError, match=r"`model_parallel_size` must .* \(3\)"):
+        model_parallel(["cpu:0", "cpu:1", "cpu:2"], model_parallel_size=size)
 
 
 def test_a_state_without_a_layout_is_an_error():
