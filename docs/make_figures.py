@@ -9,7 +9,12 @@ benchmarks/results/soak_jax_cpu.jsonl (skipped when that file is absent).
 import json
 import os
 
-from keras_memory.plots import plot_melodi_mask, plot_soak, plot_window_mask
+from keras_memory.plots import (
+    plot_melodi_mask,
+    plot_memory_sharding,
+    plot_soak,
+    plot_window_mask,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOAK_RESULTS = os.path.join(HERE, os.pardir, "benchmarks", "results", "soak_jax_cpu.jsonl")
@@ -34,6 +39,7 @@ if __name__ == "__main__":
     print(plot_window_mask(os.path.join(images, "window_mask.png")))
     print(plot_window_mask(os.path.join(images, "window_mask_self.png"), include_self=True))
     print(plot_melodi_mask(os.path.join(images, "melodi_mask.png")))
+    print(plot_memory_sharding(os.path.join(images, "memory_sharding.png")))
     if os.path.isfile(SOAK_RESULTS):
         results, title = soak_results(SOAK_RESULTS)
         print(plot_soak(results, os.path.join(images, "soak.png"), title=title))

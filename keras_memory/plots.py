@@ -175,3 +175,68 @@ def plot_soak(results, path, title=None):
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_memory_sharding(path, batch_size=8, num_heads=4, mesh_shape=(4, 2)):
+    """Saves a diagram of which device holds which part of a kNN memory.
+
+    The memory `(batch, memory, heads, head_dim)` is drawn as its batch-rows
+    x heads grid, each cell coloured by the device of a `(batch, model)` mesh
+    that holds it under `keras_memory.distribution.layout_map`, beside
+    `keras.distribution.DataParallel`, where every device holds all of it.
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from keras_memory.distribution import STATE_LAYOUTS
+
+    batch_shards, model_shards = mesh_shape
+    axes_of_memory = STATE_LAYOUTS["state_memory_keys"]
+    row_axis, head_axis = axes_of_memory[0], axes_of_memory[2]
+    splits = {"batch": batch_shards, "model": model_shards, None: 1}
+    rows_per_device = batch_size // splits[row_axis]
+    heads_per_device = num_heads // splits[head_axis]
+    # Devices fill the mesh in order, model axis fastest (as DeviceMesh lays them out).
+    owner = np.array(
+        [
+            [
+                (b // rows_per_device) * model_shards + h // heads_per_device
+                for h in range(num_heads)
+            ]
+            for b in range(batch_size)
+        ]
+    )
+    devices = batch_shards * model_shards
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6.5, 4.4), dpi=120)
+    colours = plt.get_cmap("tab10", devices)
+    right.imshow(owner, cmap=colours, vmin=-0.5, vmax=devices - 0.5)
+    for b in range(batch_size):
+        for h in range(num_heads):
+            right.text(h, b, f"d{owner[b, h]}", ha="center", va="center", fontsize=8)
+    right.set_title(f"layout_map, mesh {mesh_shape}: one copy, split", fontsize=10)
+    left.imshow(np.ones_like(owner), cmap="Greys", vmin=0, vmax=3)
+    left.text(
+        (num_heads - 1) / 2,
+        (batch_size - 1) / 2,
+        f"all of it on\neach of {devices} devices",
+        ha="center",
+        va="center",
+        fontsize=10,
+    )
+    left.set_title("DataParallel: replicated", fontsize=10)
+    for ax in (left, right):
+        ax.set_xticks(range(num_heads))
+        ax.set_yticks(range(batch_size))
+        ax.set_xlabel("heads")
+        ax.set_ylabel("batch rows (documents)")
+    fig.suptitle("Where a kNN memory (batch, memory, heads, head_dim) lives", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
