@@ -177,16 +177,23 @@ class KNNAttention(XLAttention):
 
     def _memory_attention(self, queries, memory_keys, memory_values, memory_valid):
         """Softmax over the `k` best memory entries of each query: `(batch, S, heads, dim)`."""
+        # The search is not differentiated: the gradient of its scores would
+        # flow through every memory entry's score (one more memory-sized
+        # product per step), yet only the `k` chosen ones reach the output.
+        # Their scores are recomputed below, with the gradient to the queries.
         scores, indices = retrieve_top_k(
             self.retrieval,
-            queries,
+            ops.stop_gradient(ops.convert_to_tensor(queries)),
             memory_keys,
             memory_valid,
             self.num_neighbors,
             self.chunk_size,
             scann_index=memory_index(self) if self.retrieval == "scann" else None,
         )
-        found = scores > MASKED_LOGIT / 2
+        found = ops.stop_gradient(scores) > MASKED_LOGIT / 2
+        keys = gather_memory(memory_keys, indices)  # (batch, heads, S, k, dim)
+        scores = ops.einsum("bqhd,bhqkd->bhqk", queries, ops.cast(keys, queries.dtype))
+        scores = ops.where(found, ops.cast(scores, "float32"), MASKED_LOGIT)
         if self.normalize_keys:
             scores = scores * ops.reshape(ops.abs(self.attention_scale), (1, -1, 1, 1))
         weights = safe_softmax(scores, found)  # (batch, heads, S, k)

@@ -9,6 +9,7 @@ from keras_memory.ops.knn import (
     gather_memory,
     retrieve_top_k,
     scann_top_k,
+    two_stage_top_k,
 )
 from keras_memory.ops.masks import summary_causal_mask, window_mask
 from keras_memory.ops.normalization import l2_normalize
@@ -30,6 +31,7 @@ __all__ = [
     "relative_positions",
     "safe_softmax",
     "sliding_window_attention",
+    "two_stage_top_k",
     "t5_relative_position_buckets",
     "rotary_base",
     "rotate",

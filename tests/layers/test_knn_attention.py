@@ -50,6 +50,30 @@ def test_k_equal_to_memory_size_is_dense_attention_over_the_memory():
     np.testing.assert_allclose(got, np.einsum("bhqm,bmhd->bqhd", p, values), atol=1e-5)
 
 
+def test_queries_get_the_gradient_of_dense_attention_over_the_retrieved_entries():
+    # The search runs without gradient and the chosen entries are rescored;
+    # with k == memory that must be exactly the gradient of dense attention.
+    from tests.backend_utils import input_gradient
+
+    layer = make_layer(memory_size=16, num_neighbors=16)
+    keys, values = randn(B, 16, H, D, seed=2), randn(B, 16, H, D, seed=3)
+    valid = np.ones((B, 16), bool)
+    scale = np.abs(to_numpy(layer.attention_scale))[None, :, None, None]
+
+    def dense(q):
+        from keras import ops
+
+        logits = ops.einsum("bqhd,bmhd->bhqm", q, keys) * ops.convert_to_tensor(scale)
+        return ops.einsum("bhqm,bmhd->bqhd", ops.softmax(logits, axis=-1), values)
+
+    q = randn(B, S, H, D, seed=1)
+    for position in (0, S - 1):
+        got = input_gradient(lambda v: layer._memory_attention(v, keys, values, valid), q, position)
+        want = input_gradient(dense, q, position)
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert np.abs(want).max() > 1e-3
+
+
 def test_ring_buffer_holds_exactly_the_last_entries_after_wrapping():
     layer = make_layer(memory_size=2 * S)
     state, written = None, []

@@ -8,6 +8,7 @@ from keras_memory.ops import (
     exact_top_k,
     retrieve_top_k,
     scann_top_k,
+    two_stage_top_k,
 )
 from tests.conftest import to_numpy
 
@@ -34,6 +35,31 @@ def recall(found, expected):
         )
     ]
     return np.mean(hits) / expected.shape[-1]
+
+
+@pytest.mark.parametrize("n", [256, 100, 96])  # blocked; not a multiple; too few blocks
+def test_two_stage_top_k_is_exact(n):
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((2, 3, 5, n)).astype("float32")
+    # Crowd the best scores into few blocks: the case a block-wise search gets wrong
+    # when it keeps one entry per block.
+    scores[..., :8] += 4.0
+    values, indices = two_stage_top_k(scores, 16, block_size=4)
+    expected = -np.sort(-scores, axis=-1)[..., :16]
+    np.testing.assert_allclose(to_numpy(values), expected, rtol=1e-6)
+    np.testing.assert_array_equal(
+        np.take_along_axis(scores, to_numpy(indices), -1), to_numpy(values)
+    )
+
+
+def test_exact_top_k_skips_invalid_entries_in_blocks():
+    q, mem = clustered(2, 1024, 2, 8, 4)
+    valid = np.random.default_rng(2).random((2, 1024)) > 0.5
+    scores, indices = exact_top_k(q, mem, valid, k=8, chunk_size=512)
+    brute = np.where(valid[:, None, None], np.einsum("bqhd,bmhd->bhqm", q, mem), -1e6)
+    np.testing.assert_allclose(to_numpy(scores), -np.sort(-brute, -1)[..., :8], atol=1e-5)
+    rows = np.arange(2)[:, None, None, None]
+    assert valid[rows, to_numpy(indices)].all()
 
 
 def test_bucketed_is_the_best_entry_of_each_strided_bucket():
