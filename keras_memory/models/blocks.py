@@ -54,6 +54,7 @@ def make_blocks(
     long_term_increment=32,
     long_term_layer=None,
     activation=None,
+    use_cache=None,
     **attention_options,
 ):
     """Builds the list of blocks of a `kind` model.
@@ -104,6 +105,11 @@ def make_blocks(
             defaults to `default_long_term_layer(num_layers)`.
         activation: str or None. Feed-forward activation, e.g. `"swiglu"`;
             None: `"gelu"` (`"relu"` in Melodi layers, as meliad).
+        use_cache: bool or None. Whether the attention layers carry the
+            Transformer-XL cache; None: every kind but `"local"` does.
+            `False` with `"memorizing"` is the paper's memory without the
+            XL cache (every layer local, the kNN layer's local attention
+            too); `"melodi"` has no cache to choose.
         **attention_options: passed to every `XLAttention`
             (`include_self`, `normalize_keys`, `use_position_bias`, ...).
 
@@ -132,6 +138,14 @@ def make_blocks(
                 f"`feedback` layers {sorted(readers)} must not include the recurrent "
                 f"layer(s) {sorted(recurrent_layers)}, which read their own state."
             )
+    if use_cache is None:
+        use_cache = kind != "local"
+    elif not isinstance(use_cache, bool):
+        raise ValueError(f"`use_cache` must be a bool or None; got {use_cache!r}.")
+    elif kind == "local" and use_cache:
+        raise ValueError("kind='local' has no cache; use kind='xl' for `use_cache=True`.")
+    elif kind == "melodi":
+        raise ValueError("The melodi kind has no XL cache; do not pass `use_cache`.")
     if readers and kind != "block_recurrent":
         raise ValueError(f"`feedback` needs kind='block_recurrent'; got kind={kind!r}.")
     if kind == "melodi":
@@ -174,6 +188,7 @@ def make_blocks(
     blocks = []
     for i in range(num_layers):
         common = dict(stateful=stateful, dtype=dtype, name=f"attention_{i}")
+        cache = {"use_cache": use_cache}
         if kind == "memorizing_dense" and i == memory_layer:
             attention = DenseKVAttention(
                 num_heads,
@@ -191,6 +206,7 @@ def make_blocks(
                 memory_size=memory_size,
                 num_neighbors=num_neighbors,
                 retrieval=retrieval,
+                **cache,
                 **common,
                 **options,
             )
@@ -204,6 +220,7 @@ def make_blocks(
                 variant=variant,
                 state_intermediate_dim=intermediate_dim,
                 state_dropout=state_dropout,
+                **cache,
                 **common,
                 **attention_options,
             )
@@ -212,8 +229,8 @@ def make_blocks(
                 num_heads,
                 head_dim,
                 window_length,
-                use_cache=kind != "local",
                 read_recurrent_state=i in readers,
+                **cache,
                 **common,
                 **attention_options,
             )

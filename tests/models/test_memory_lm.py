@@ -216,6 +216,39 @@ def test_memorizing_model_has_one_knn_layer_and_round_trips(tmp_path):
     np.testing.assert_allclose(to_numpy(got), to_numpy(expected), atol=1e-5)
 
 
+def test_memorizing_without_the_xl_cache_remembers_only_through_its_memory(tmp_path):
+    x1a, x1b, x2 = tokens(1, W, 1), tokens(1, W, 2), tokens(1, W, 3)
+    model = small_model("memorizing", memory_size=4 * W, num_neighbors=4, use_cache=False)
+    assert not any(b.attention.use_cache for b in model.blocks)
+    model({"tokens": x1a, "reset": starts(True)})  # builds the gate
+    knn = model.blocks[-1].attention
+
+    def second_segment_logits():
+        outputs = []
+        for first in (x1a, x1b):
+            _, state = model({"tokens": first, "reset": starts(True)})
+            logits, _ = model({"tokens": x2, "reset": starts(False)}, state=state)
+            outputs.append(to_numpy(logits))
+        return outputs
+
+    # With the memory's gate shut nothing of the first segment reaches the second...
+    knn.memory_gate.assign(np.full(knn.memory_gate.shape, -30.0, "float32"))
+    np.testing.assert_allclose(*second_segment_logits(), atol=1e-5)
+    # ...and with it open the memory does.
+    knn.memory_gate.assign(np.zeros(knn.memory_gate.shape, "float32"))
+    assert not np.allclose(*second_segment_logits(), atol=1e-4)
+    path = os.path.join(tmp_path, "no_cache.keras")
+    model.save(path)
+    assert not any(b.attention.use_cache for b in keras.saving.load_model(path).blocks)
+
+
+def test_use_cache_is_checked_against_the_kind():
+    with pytest.raises(ValueError, match="kind='local' has no cache"):
+        small_model("local", use_cache=True)
+    with pytest.raises(ValueError, match="`use_cache` must be a bool"):
+        small_model("memorizing", use_cache="no")
+
+
 @pytest.mark.parametrize("retrieval", ["exact", "scann"])
 def test_stateful_memorizing_model_fits(retrieval):
     model = small_model(
