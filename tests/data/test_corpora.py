@@ -48,3 +48,22 @@ def test_text_folder_split_is_disjoint_and_complete(tmp_path):
     assert len(train) + len(validation) == 30
     single = tmp_path / "doc0.txt"
     assert text_files_corpus(str(single), split="validation").texts == ["document 0"]
+
+
+def test_python_source_by_package_joins_each_package_and_splits_whole_packages():
+    files = python_source_corpus("train").names + python_source_corpus("validation").names
+    train = python_source_corpus("train", by_package=True)
+    validation = python_source_corpus("validation", by_package=True)
+    assert not set(train.names) & set(validation.names)
+    assert "json" in train.names + validation.names  # a package is one document...
+    joined = dict(zip(train.names + validation.names, train.texts + validation.texts))
+    json_files = sorted(f for f in files if f.startswith("json" + os.sep))
+    assert [
+        line[len("# file: ") :]
+        for line in joined["json"].splitlines()
+        if line.startswith("# file: json")
+    ] == json_files  # ...its files in path order
+    assert "typing.py" in joined  # and a top-level module stays one
+    # Every file is in exactly one document.
+    headers = sum(text.count("# file: ") for text in joined.values())
+    assert headers >= len(files)
