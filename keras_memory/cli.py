@@ -129,6 +129,12 @@ def _add_model(parser):
         "window (block_recurrent; meliad's feedback variant).",
     )
     parser.add_argument(
+        "--no-xl-cache",
+        action="store_true",
+        help="No Transformer-XL cache in any layer (memorizing, memorizing_dense, "
+        "block_recurrent): what crosses segments is the kind's own memory alone.",
+    )
+    parser.add_argument(
         "--memory-size",
         type=_memory_size,
         default=8192,
@@ -253,7 +259,52 @@ def build_parser():
     demo.add_argument("--steps", type=int, default=800, help="Training steps per model.")
     demo.add_argument("--batch-size", type=int, default=8)
     demo.add_argument("--eval-steps", type=int, default=100, help="Validation steps.")
+
+    bench = commands.add_parser("bench", help="Benchmarks that print one JSON line each.")
+    bench.add_argument(
+        "--backend",
+        choices=("jax", "tensorflow", "torch"),
+        help="Keras backend (default: $KERAS_BACKEND, else jax).",
+    )
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True)
+    _add_quality(
+        benchmarks.add_parser(
+            "quality",
+            help="Train every memory model alike on the code and English corpora; "
+            "validation bits per byte.",
+        )
+    )
     return parser
+
+
+def _add_quality(parser):
+    from keras_memory.bench.configs import QUALITY_CORPORA, QUALITY_MODELS
+
+    parser.add_argument(
+        "--corpora",
+        default=",".join(QUALITY_CORPORA),
+        help=f"Comma-separated, of {', '.join(QUALITY_CORPORA)} (kjv needs Debian's "
+        "bible-kjv package).",
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(QUALITY_MODELS),
+        help=f"Comma-separated, of {', '.join(QUALITY_MODELS)}.",
+    )
+    parser.add_argument("--steps", type=int, default=600, help="Training steps per model.")
+    parser.add_argument(
+        "--eval-steps", type=int, default=600, help="Validation steps (fewer if it ends first)."
+    )
+    parser.add_argument("--preset", default="tiny", help="Model preset.")
+    parser.add_argument("--batch-size", type=int, default=8, help="Rows (documents) per step.")
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW rate.")
+    parser.add_argument("--seed", type=int, default=0, help="Initialisation and order seed.")
+    parser.add_argument(
+        "--output", default=None, help="Append each record (a JSON line) to this file too."
+    )
+    parser.add_argument(
+        "--plot", default=None, metavar="DIR", help="Draw the figures of this run into DIR."
+    )
 
 
 def _corpus(args, split):
@@ -436,6 +487,7 @@ def _train(args):
             ("contrastive_margin", args.contrastive_margin),
             ("embedding_dim", args.embedding_dim),
             ("freeze_embedding", True if args.freeze_embedding else None),
+            ("use_cache", False if args.no_xl_cache else None),
         )
         if value is not None
     }
@@ -644,13 +696,25 @@ def demo(args):
     generate(run, model, progress)
 
 
+def bench(args):
+    from keras_memory.bench import quality
+
+    return {"quality": quality.main}[args.benchmark](args)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.backend and os.environ.get("KERAS_BACKEND") != args.backend:
         env = {**os.environ, "KERAS_BACKEND": args.backend}
         os.execve(sys.executable, [sys.executable, "-m", "keras_memory.cli", *argv], env)
-    command = {"train": train, "evaluate": evaluate, "generate": generate, "demo": demo}
+    command = {
+        "train": train,
+        "evaluate": evaluate,
+        "generate": generate,
+        "demo": demo,
+        "bench": bench,
+    }
     try:
         command[args.command](args)
     except ValueError as error:

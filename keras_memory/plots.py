@@ -240,3 +240,93 @@ def plot_memory_sharding(path, batch_size=8, num_heads=4, mesh_shape=(4, 2)):
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_quality(records, directory):
+    """Saves the figures of a quality run (`keras-memory bench quality`).
+
+    `quality_memory.png`: validation bits per byte against the memory state
+    each model carries per batch row (log scale), one panel per corpus, the
+    Memorizing models joined by memory size with and without the XL cache,
+    local-only (no state) as a dashed line. `quality_losses.png`: smoothed
+    training loss of every model, one panel per corpus.
+
+    Args:
+        records: list of the dicts `keras_memory.bench.quality.run_quality`
+            returns (or the JSON lines it wrote).
+        directory: str. Folder for the PNG files (created if missing).
+
+    Returns:
+        The list of paths written.
+    """
+    import math
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    os.makedirs(directory, exist_ok=True)
+    corpora = list(dict.fromkeys(r["corpus"] for r in records))
+    paths = []
+
+    fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 4.2), dpi=120)
+    for ax, corpus in zip(np.atleast_1d(axes), corpora):
+        rows = [r for r in records if r["corpus"] == corpus]
+        for cached, style in ((True, "o-"), (False, "s--")):
+            line = sorted(
+                (r["state_bytes_per_row"], r["validation_bits_per_byte"], r["memory_size"])
+                for r in rows
+                if r["kind"] == "memorizing" and r.get("use_cache", True) == cached
+            )
+            if line:
+                x, y, sizes = zip(*line)
+                label = "Memorizing + XL cache" if cached else "Memorizing, no cache"
+                ax.plot(x, y, style, label=label)
+                for xi, yi, size in line:
+                    ax.annotate(
+                        f"{size // 1024}k",
+                        (xi, yi),
+                        fontsize=7,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
+        for r in rows:
+            if r["kind"] == "local":
+                ax.axhline(r["validation_bits_per_byte"], color="grey", ls=":", label="local")
+            elif r["kind"] != "memorizing":
+                ax.plot(
+                    r["state_bytes_per_row"], r["validation_bits_per_byte"], "D", label=r["model"]
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("memory state carried per document row (bytes, log scale)")
+        ax.set_ylabel("validation bits per byte")
+        steps = rows[0]["steps"]
+        ax.set_title(f"{corpus}: {rows[0]['preset']} models, {steps} steps each", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(os.path.join(directory, "quality_memory.png"))
+    fig.savefig(paths[-1])
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 4.2), dpi=120)
+    for ax, corpus in zip(np.atleast_1d(axes), corpora):
+        for r in (r for r in records if r["corpus"] == corpus):
+            bits = np.asarray(r["losses"]) / math.log(2)
+            width = max(1, min(50, len(bits) // 5))
+            smooth = np.convolve(bits, np.ones(width) / width, mode="valid")
+            ax.plot(np.arange(width, len(bits) + 1), smooth, label=r["model"], lw=1)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"training loss (bits per byte, {width}-step mean)")
+        ax.set_title(corpus, fontsize=10)
+        ax.set_ylim(top=min(ax.get_ylim()[1], 5.0))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    paths.append(os.path.join(directory, "quality_losses.png"))
+    fig.savefig(paths[-1])
+    plt.close(fig)
+    return paths

@@ -2,6 +2,7 @@
 
 from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 from keras_memory.data.corpora import Corpus, python_source_corpus, text_files_corpus
+from keras_memory.data.kjv import kjv_corpus
 from keras_memory.data.pg19 import pg19_corpus
 from keras_memory.data.step_window import StepWindow
 from keras_memory.data.streaming import SegmentStream, document_segments, special_token_ids
@@ -36,6 +37,7 @@ __all__ = [
     "SyntheticDocument",
     "associative_recall_documents",
     "document_segments",
+    "kjv_corpus",
     "load_tokenizer",
     "make_tokenizer",
     "passkey_documents",

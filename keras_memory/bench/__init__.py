@@ -1,0 +1,1 @@
+"""Benchmarks behind `keras-memory bench`: quality evidence, recall reach."""

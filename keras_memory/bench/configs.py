@@ -1,0 +1,44 @@
+"""Plain data: the models and corpora the benchmarks compare.
+
+Kept apart from the benchmarks' code so that the `keras-memory` command can
+list them before Keras (and so its backend) is imported.
+"""
+
+# Model name -> `MemoryLM.from_preset` options: the models of the
+# Memorizing, Block-Recurrent and Melodi papers' comparisons.
+QUALITY_MODELS = {
+    "local": {"kind": "local"},
+    "xl": {"kind": "xl"},
+    "memorizing_2k": {"kind": "memorizing", "memory_size": 2048},
+    "memorizing_8k": {"kind": "memorizing", "memory_size": 8192},
+    "memorizing_32k": {"kind": "memorizing", "memory_size": 32768},
+    "memorizing_2k_no_cache": {"kind": "memorizing", "memory_size": 2048, "use_cache": False},
+    "memorizing_8k_no_cache": {"kind": "memorizing", "memory_size": 8192, "use_cache": False},
+    "memorizing_32k_no_cache": {"kind": "memorizing", "memory_size": 32768, "use_cache": False},
+    "block_recurrent_fixed_skip": {"kind": "block_recurrent", "gate": "fixed", "variant": "skip"},
+    "block_recurrent_lstm_skip": {"kind": "block_recurrent", "gate": "lstm", "variant": "skip"},
+    "melodi": {"kind": "melodi"},
+}
+
+# Names of `keras_memory.bench.quality.CORPORA`: the embedded stdlib sources
+# (one document per package) and the King James Bible (one per book).
+QUALITY_CORPORA = ("code", "kjv")
+
+# Model name -> one-layer `MemoryLM.from_preset("tiny", ...)` options for
+# `keras-memory bench recall` (window 16): memories sized to reach 512
+# tokens back (the kNN memory holds 512 entries; Melodi's long-term memory
+# gains 4 tokens a window and holds 128, 32 windows), so their cliffs show
+# inside the 1,024-token evaluation documents.
+RECALL_MODELS = {
+    "local": {"kind": "local"},
+    "xl": {"kind": "xl"},
+    "memorizing_512": {"kind": "memorizing", "memory_size": 512, "num_neighbors": 8},
+    "block_recurrent_lstm": {"kind": "block_recurrent", "gate": "lstm", "num_states": 8},
+    "melodi": {
+        "kind": "melodi",
+        "summary_size": 4,
+        "short_term_memory_size": 4,
+        "long_term_memory_size": 128,
+        "long_term_increment": 4,
+    },
+}

@@ -1,0 +1,174 @@
+"""Quality evidence: every memory model trained alike, scored in bits per byte.
+
+Each model is the same preset (the same widths, depth, window, segment and
+optimizer) trained for the same steps on the same in-order stream of
+segments, then scored on the same validation stream from a fresh memory.
+Only the memory differs, so the differences in validation bits per byte are
+what each memory buys at this scale.
+"""
+
+import datetime
+import math
+import time
+
+import keras
+import numpy as np
+
+from keras_memory.backend.device import device_name
+from keras_memory.bench.configs import QUALITY_MODELS as MODELS
+from keras_memory.data import ByteTokenizer, SegmentStream, kjv_corpus, python_source_corpus
+from keras_memory.models import PRESETS, MemoryLM
+from keras_memory.training import evaluate_bits_per_token, memory_footprint
+
+
+def code_corpus(split):
+    """The embedded stdlib sources, one document per top-level package."""
+    return python_source_corpus(split, by_package=True)
+
+
+def english_corpus(split):
+    """The King James Bible, one document per book (Debian's `bible-kjv`)."""
+    return kjv_corpus(split)
+
+
+CORPORA = {"code": code_corpus, "kjv": english_corpus}
+
+
+def train_and_score(
+    name,
+    train_documents,
+    validation_documents,
+    steps=600,
+    eval_steps=400,
+    preset="tiny",
+    batch_size=8,
+    learning_rate=3e-3,
+    seed=0,
+    options=None,
+):
+    """Trains model `name` of `MODELS` (or `options`) and scores it.
+
+    Args:
+        name: str. A key of `MODELS`, or any label when `options` is given.
+        train_documents: list of int token arrays (byte ids).
+        validation_documents: list of int token arrays.
+        steps: int. Training steps (`batch_size` documents read in parallel,
+            one segment per step).
+        eval_steps: int. Validation steps, read in order from a fresh memory.
+        preset: str. Preset of `keras_memory.models.PRESETS`.
+        batch_size: int. Rows.
+        learning_rate: float. AdamW learning rate.
+        seed: int. Initialisation and document-order seed.
+        options: dict or None. `MemoryLM.from_preset` options instead of
+            `MODELS[name]`.
+
+    Returns:
+        A dict: the model's options, `validation_bits_per_byte`, the
+        per-step training `losses` (nats), timings, `state_bytes_per_row`
+        (`memory_footprint`) and `trainable_params`.
+    """
+    options = dict(MODELS[name] if options is None else options)
+    segment = PRESETS[preset]["segment_length"]
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = MemoryLM.from_preset(preset, stateful=True, **options)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
+    train = SegmentStream(train_documents, batch_size, segment, seed=seed)
+    if steps > len(train):
+        raise ValueError(f"`steps` ({steps}) exceeds one epoch of the stream ({len(train)}).")
+    model.build_from_data(train)
+    losses = []
+    started = time.perf_counter()
+    for step in range(steps):
+        inputs, targets = train[step]
+        losses.append(float(model.train_on_batch(inputs, targets)))
+    train_seconds = time.perf_counter() - started
+    validation = SegmentStream(validation_documents, batch_size, segment)
+    started = time.perf_counter()
+    scored = evaluate_bits_per_token(model, validation, max_steps=eval_steps)
+    return {
+        "model": name,
+        **options,
+        "preset": preset,
+        "steps": steps,
+        "batch_size": batch_size,
+        "segment_length": segment,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "validation_bits_per_byte": round(scored["bits_per_token"], 4),
+        "validation_tokens": scored["tokens"],
+        "validation_steps": scored["steps"],
+        "final_train_bits_per_byte": round(float(np.mean(losses[-50:])) / math.log(2), 4),
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(time.perf_counter() - started, 1),
+        "state_bytes_per_row": memory_footprint(model)["total"],
+        "trainable_params": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
+        "losses": [round(x, 4) for x in losses],
+    }
+
+
+def run_quality(corpora=("code", "kjv"), models=tuple(MODELS), report=print, **train_options):
+    """Trains and scores every model on every corpus; yields one record each.
+
+    Args:
+        corpora: names in `CORPORA`.
+        models: names in `MODELS`.
+        report: callable taking each record as it is made (e.g. a JSON writer).
+        **train_options: passed to `train_and_score` (`steps`, `eval_steps`,
+            `preset`, `batch_size`, `learning_rate`, `seed`).
+
+    Returns:
+        The list of records, each with `corpus`, `backend`, `device` and `date`.
+    """
+    unknown = sorted(set(models) - set(MODELS)) + sorted(set(corpora) - set(CORPORA))
+    if unknown:
+        raise ValueError(
+            f"Unknown model or corpus {unknown}; models: {list(MODELS)}, corpora: {list(CORPORA)}."
+        )
+    records = []
+    tokenizer = ByteTokenizer()
+    for corpus_name in corpora:
+        train = CORPORA[corpus_name]("train").tokenize(tokenizer)
+        validation = CORPORA[corpus_name]("validation").tokenize(tokenizer)
+        for name in models:
+            record = {
+                "benchmark": "quality",
+                "corpus": corpus_name,
+                **train_and_score(name, train, validation, **train_options),
+                "backend": keras.backend.backend(),
+                "device": device_name(),
+                "date": datetime.date.today().isoformat(),
+            }
+            records.append(record)
+            report(record)
+    return records
+
+
+def main(args):
+    """Runs `keras-memory bench quality`: one JSON line per (corpus, model)."""
+    import json
+
+    def report(record):
+        line = json.dumps(record)
+        print(json.dumps({k: v for k, v in record.items() if k != "losses"}), flush=True)
+        if args.output:
+            with open(args.output, "a") as f:
+                f.write(line + "\n")
+
+    records = run_quality(
+        corpora=[c for c in args.corpora.split(",") if c],
+        models=[m for m in args.models.split(",") if m],
+        report=report,
+        steps=args.steps,
+        eval_steps=args.eval_steps,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    if args.plot:
+        from keras_memory.plots import plot_quality
+
+        for path in plot_quality(records, args.plot):
+            print(f"Wrote {path}")
+    return records

@@ -1,0 +1,66 @@
+import json
+import math
+
+import numpy as np
+
+from keras_memory.bench.quality import train_and_score
+from keras_memory.cli import main
+from keras_memory.data import SegmentStream
+
+
+def documents(count, length, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(3, 259, size=length).astype("int32") for _ in range(count)]
+
+
+def test_every_model_is_scored_on_the_same_validation_tokens():
+    train, validation = documents(16, 600, 0), documents(3, 500, 1)
+    local = train_and_score("local", train, validation, steps=3, eval_steps=4)
+    memory = train_and_score(
+        "memory",
+        train,
+        validation,
+        steps=3,
+        eval_steps=4,
+        options={"kind": "memorizing", "memory_size": 256},
+    )
+    stream = SegmentStream(validation, 8, 128)
+    scored = sum(int((stream[i][1] != 0).sum()) for i in range(4))
+    assert local["validation_tokens"] == memory["validation_tokens"] == scored
+    for record in (local, memory):
+        assert len(record["losses"]) == 3 and all(math.isfinite(x) for x in record["losses"])
+        # Untrained byte models sit near log2(256) = 8 bits.
+        assert 6.0 < record["validation_bits_per_byte"] < 10.0
+    assert local["state_bytes_per_row"] == 0
+    # The kNN memory: 256 entries x 4 heads x 16 dims, keys and values, float32.
+    assert memory["state_bytes_per_row"] > 2 * 256 * 4 * 16 * 4
+    assert memory["memory_size"] == 256 and memory["kind"] == "memorizing"
+
+
+def test_bench_quality_command_writes_records_and_figures(tmp_path, capsys):
+    output = tmp_path / "quality.jsonl"
+    main(
+        [
+            "bench",
+            "quality",
+            "--corpora",
+            "code",
+            "--models",
+            "local,xl",
+            "--steps",
+            "2",
+            "--eval-steps",
+            "1",
+            "--output",
+            str(output),
+            "--plot",
+            str(tmp_path / "figures"),
+        ]
+    )
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [r["model"] for r in records] == ["local", "xl"]
+    assert all(len(r["losses"]) == 2 and r["corpus"] == "code" for r in records)
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
+    assert [r["model"] for r in printed] == ["local", "xl"] and "losses" not in printed[0]
+    assert (tmp_path / "figures" / "quality_memory.png").stat().st_size > 10_000
+    assert (tmp_path / "figures" / "quality_losses.png").stat().st_size > 10_000
