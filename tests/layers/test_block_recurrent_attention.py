@@ -251,3 +251,47 @@ def test_state_and_memory_dropout_drop_whole_rows_in_training_only():
     np.testing.assert_allclose(to_numpy(got), to_numpy(want), atol=1e-5)
     with pytest.raises(ValueError, match="`state_dropout`"):
         make_layer(state_dropout=1.5)
+
+
+def test_the_state_reads_the_previous_block_from_the_cache():
+    # meliad's state cross-attends to [previous block, current block]; a port
+    # read the current block only. Block 0's previous block is the XL cache.
+    layer = make_layer()
+    x = randn(2, W, HIDDEN)
+    layer(x)
+    carried = some_state(layer)
+    other = dict(carried, keys=randn(*carried["keys"].shape, seed=9))
+    first = to_numpy(layer(x, state=carried)[1]["recurrent_state"])
+    second = to_numpy(layer(x, state=other)[1]["recurrent_state"])
+    assert np.abs(first - second).max() > 1e-4
+    # An invalid (reset) cache is not read at all.
+    for state in (carried, other):
+        state["valid"] = np.zeros(2, "int32")
+    first = to_numpy(layer(x, state=carried)[1]["recurrent_state"])
+    second = to_numpy(layer(x, state=other)[1]["recurrent_state"])
+    np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+def test_the_learned_scales_reach_the_logits():
+    # A port computed its normalised-attention scale and then dropped it, so
+    # changing it changed nothing. Here each of the three learned scales moves
+    # what it should: the tokens' output, or the state written.
+    layer = make_layer()
+    x = randn(2, 2 * W, HIDDEN)
+    layer(x)
+
+    def run():
+        y, state = layer(x, state=some_state(layer))
+        return to_numpy(y), to_numpy(state["recurrent_state"])
+
+    for name, moves in (
+        ("token_cross_scale", "output"),
+        ("state_scale", "state"),
+        ("state_cross_scale", "state"),
+    ):
+        before = run()
+        getattr(layer, name).assign(np.full(HEADS, 4.0, "float32"))
+        after = run()
+        getattr(layer, name).assign(np.ones(HEADS, "float32"))
+        changed = np.abs(before[moves == "state"] - after[moves == "state"]).max()
+        assert changed > 1e-4, (name, changed)
