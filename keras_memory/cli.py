@@ -274,7 +274,38 @@ def build_parser():
             "validation bits per byte.",
         )
     )
+    _add_recall(
+        benchmarks.add_parser(
+            "recall",
+            help="Train one-layer models of each memory on a fact-recall task; accuracy "
+            "against the distance back to the facts.",
+        )
+    )
     return parser
+
+
+def _add_recall(parser):
+    from keras_memory.bench.configs import RECALL_MODELS
+
+    parser.add_argument(
+        "--models",
+        default=",".join(RECALL_MODELS),
+        help=f"Comma-separated, of {', '.join(RECALL_MODELS)}.",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=600, help="Training batches of documents per model."
+    )
+    parser.add_argument(
+        "--train-segments", type=int, default=4, help="Segments per training document."
+    )
+    parser.add_argument(
+        "--eval-segments", type=int, default=16, help="Segments per evaluation document."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Initialisation and data seed.")
+    parser.add_argument(
+        "--output", default=None, help="Append each record (a JSON line) to this file too."
+    )
+    parser.add_argument("--plot", default=None, metavar="PNG", help="Draw the curves here.")
 
 
 def _add_quality(parser):
@@ -697,9 +728,9 @@ def demo(args):
 
 
 def bench(args):
-    from keras_memory.bench import quality
+    from keras_memory.bench import quality, recall
 
-    return {"quality": quality.main}[args.benchmark](args)
+    return {"quality": quality.main, "recall": recall.main}[args.benchmark](args)
 
 
 def main(argv=None):

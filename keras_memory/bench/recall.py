@@ -162,3 +162,28 @@ def run_recall(models=tuple(RECALL_MODELS), report=print, **options):
         records.append(record)
         report(record)
     return records
+
+
+def main(args):
+    """Runs `keras-memory bench recall`: one JSON line per model."""
+    import json
+
+    def report(record):
+        print(json.dumps(record), flush=True)
+        if args.output:
+            with open(args.output, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    records = run_recall(
+        models=[m for m in args.models.split(",") if m],
+        report=report,
+        iterations=args.iterations,
+        train_segments=args.train_segments,
+        eval_segments=args.eval_segments,
+        seed=args.seed,
+    )
+    if args.plot:
+        from keras_memory.plots import plot_recall
+
+        print(f"Wrote {plot_recall(records, args.plot)}")
+    return records

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 
 from keras_memory.bench.recall import (
@@ -9,6 +11,7 @@ from keras_memory.bench.recall import (
     fact_documents,
     train_and_measure,
 )
+from keras_memory.cli import main
 
 
 def test_fact_documents_ask_every_fact_at_each_block_end_and_never_show_values():
@@ -27,8 +30,32 @@ def test_fact_documents_ask_every_fact_at_each_block_end_and_never_show_values()
         assert (distance[d] > 0).sum() == len(asked)
 
 
-def test_recall_is_measured_at_every_block_end_beyond_training():
+def test_recall_is_measured_at_every_block_end_beyond_training(tmp_path):
     record = train_and_measure("xl", iterations=2, train_segments=2, eval_segments=3)
     assert record["trained_distance"] == 128
     assert sorted(record["recall_by_distance"]) == [8, *range(32, 3 * 64 + 1, 16)]
     assert all(0.0 <= a <= 1.0 for a in record["recall_by_distance"].values())
+    output, figure = tmp_path / "recall.jsonl", tmp_path / "recall.png"
+    main(
+        [
+            "bench",
+            "recall",
+            "--models",
+            "local",
+            "--iterations",
+            "1",
+            "--train-segments",
+            "1",
+            "--eval-segments",
+            "2",
+            "--output",
+            str(output),
+            "--plot",
+            str(figure),
+        ]
+    )
+    (written,) = [json.loads(line) for line in output.read_text().splitlines()]
+    assert (
+        written["model"] == "local" and sorted(written["recall_by_distance"], key=int)[-1] == "128"
+    )
+    assert figure.stat().st_size > 10_000
