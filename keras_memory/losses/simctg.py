@@ -36,7 +36,10 @@ def simctg_contrastive_loss(hidden_states, mask=None, margin=0.5):
     length = hidden_states.shape[1]
     self_similarity = ops.expand_dims(ops.diagonal(similarity, axis1=1, axis2=2), -1)
     hinge = ops.relu(margin - self_similarity + similarity)
-    pairs = ops.logical_not(ops.eye(length, dtype="bool"))[None]
+    # Broadcast to the batch: the count of pairs below must cover every row.
+    pairs = ops.logical_and(
+        ops.logical_not(ops.eye(length, dtype="bool"))[None], ops.ones_like(hinge, "bool")
+    )
     if mask is not None:
         valid = ops.cast(mask, "bool")
         pairs = ops.logical_and(pairs, ops.logical_and(valid[:, :, None], valid[:, None, :]))

@@ -127,7 +127,7 @@ class Sophia(keras.optimizers.Optimizer):
             estimate = ops.cast(self._estimates[index], dtype)
         else:
             estimate = gradient * gradient
-        step_index = ops.cast(self.iterations, "int64")
+        step_index = ops.cast(self.iterations, "int32")
         refresh = ops.equal(ops.mod(step_index, self.hessian_update_interval), 0)
         kept = ops.convert_to_tensor(hessian)
         averaged = ops.where(refresh, beta_2 * kept + (1 - beta_2) * estimate, kept)

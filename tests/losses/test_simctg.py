@@ -37,6 +37,11 @@ def test_matches_the_formula_and_ignores_padding():
     # Identical tokens cost the full margin; opposite ones cost nothing.
     same = np.ones((1, 3, 4), "float32")
     assert float(to_numpy(simctg_contrastive_loss(same, margin=0.5))) == pytest.approx(0.5)
+    # Without a mask every row's pairs count (the count once covered one row only).
+    batch = np.ones((3, 5, 4), "float32")
+    assert float(to_numpy(simctg_contrastive_loss(batch, margin=0.5))) == pytest.approx(0.5)
+    unmasked = float(to_numpy(simctg_contrastive_loss(hidden, margin=0.5)))
+    assert unmasked == pytest.approx(numpy_simctg(hidden, np.ones((2, 6), bool), 0.5), rel=1e-5)
     with pytest.raises(ValueError, match="hidden_states"):
         simctg_contrastive_loss(np.ones((3, 4), "float32"))
 
