@@ -88,6 +88,7 @@ def measure(args, kind, preset, overrides, batch_size):
         "segment_length": segment,
         "window_length": window,
         "precision": args.precision,
+        **({"memory_size": overrides["memory_size"]} if "memory_size" in overrides else {}),
         "params": model.count_params(),  # includes the stateful memory variables
         "trainable_params": sum(int(np.prod(v.shape)) for v in model.trainable_variables),
         "step_time_s": round(median, 4),
@@ -113,6 +114,9 @@ def main():
     parser.add_argument("--segment-length", type=int)
     parser.add_argument("--window-length", type=int)
     parser.add_argument("--vocab-size", type=int)
+    parser.add_argument(
+        "--memory-size", type=int, help="kNN / dense-KV memory entries (memorizing kinds)"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
@@ -127,7 +131,10 @@ def main():
     overrides |= {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     batch_size = args.batch_size or batch_size
     for kind in kinds:
-        print(json.dumps(measure(args, kind, preset, overrides, batch_size)), flush=True)
+        options = dict(overrides)
+        if args.memory_size and kind.startswith("memorizing"):
+            options["memory_size"] = args.memory_size
+        print(json.dumps(measure(args, kind, preset, options, batch_size)), flush=True)
 
 
 if __name__ == "__main__":

@@ -331,6 +331,12 @@ def _add_quality(parser):
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW rate.")
     parser.add_argument("--seed", type=int, default=0, help="Initialisation and order seed.")
     parser.add_argument(
+        "--eval-memory-sizes",
+        default="",
+        help="Comma-separated memory sizes: also score each trained memorizing model with "
+        "each (same weights, rebuild_model).",
+    )
+    parser.add_argument(
         "--output", default=None, help="Append each record (a JSON line) to this file too."
     )
     parser.add_argument(

@@ -17,7 +17,7 @@ import numpy as np
 from keras_memory.backend.device import device_name
 from keras_memory.bench.configs import QUALITY_MODELS as MODELS
 from keras_memory.data import ByteTokenizer, SegmentStream, kjv_corpus, python_source_corpus
-from keras_memory.models import PRESETS, MemoryLM
+from keras_memory.models import PRESETS, MemoryLM, rebuild_model
 from keras_memory.training import evaluate_bits_per_token, memory_footprint
 
 
@@ -45,6 +45,7 @@ def train_and_score(
     learning_rate=3e-3,
     seed=0,
     options=None,
+    eval_memory_sizes=(),
 ):
     """Trains model `name` of `MODELS` (or `options`) and scores it.
 
@@ -61,6 +62,9 @@ def train_and_score(
         seed: int. Initialisation and document-order seed.
         options: dict or None. `MemoryLM.from_preset` options instead of
             `MODELS[name]`.
+        eval_memory_sizes: sequence of ints. For a memorizing model, also
+            score the trained weights with each of these memory sizes
+            (`rebuild_model`): what more memory buys the same model.
 
     Returns:
         A dict: the model's options, `validation_bits_per_byte`, the
@@ -86,6 +90,17 @@ def train_and_score(
     validation = SegmentStream(validation_documents, batch_size, segment)
     started = time.perf_counter()
     scored = evaluate_bits_per_token(model, validation, max_steps=eval_steps)
+    eval_seconds = time.perf_counter() - started
+    by_memory_size = {}
+    if options.get("kind", "xl").startswith("memorizing"):
+        for size in eval_memory_sizes:
+            resized = rebuild_model(model, memory_size=int(size))
+            by_memory_size[str(size)] = round(
+                evaluate_bits_per_token(resized, validation, max_steps=eval_steps)[
+                    "bits_per_token"
+                ],
+                4,
+            )
     return {
         "model": name,
         **options,
@@ -100,7 +115,8 @@ def train_and_score(
         "validation_steps": scored["steps"],
         "final_train_bits_per_byte": round(float(np.mean(losses[-50:])) / math.log(2), 4),
         "train_seconds": round(train_seconds, 1),
-        "eval_seconds": round(time.perf_counter() - started, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        **({"bits_per_byte_by_eval_memory_size": by_memory_size} if by_memory_size else {}),
         "state_bytes_per_row": memory_footprint(model)["total"],
         "trainable_params": int(sum(np.prod(v.shape) for v in model.trainable_variables)),
         "losses": [round(x, 4) for x in losses],
@@ -165,6 +181,7 @@ def main(args):
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        eval_memory_sizes=[int(x) for x in args.eval_memory_sizes.split(",") if x],
     )
     if args.plot:
         from keras_memory.plots import plot_quality

@@ -23,7 +23,12 @@ def test_every_model_is_scored_on_the_same_validation_tokens():
         steps=3,
         eval_steps=4,
         options={"kind": "memorizing", "memory_size": 256},
+        eval_memory_sizes=(256, 512),
     )
+    # The same weights scored with their own memory size give the same figure.
+    by_size = memory["bits_per_byte_by_eval_memory_size"]
+    assert by_size["256"] == memory["validation_bits_per_byte"]
+    assert set(by_size) == {"256", "512"} and "bits_per_byte_by_eval_memory_size" not in local
     stream = SegmentStream(validation, 8, 128)
     scored = sum(int((stream[i][1] != 0).sum()) for i in range(4))
     assert local["validation_tokens"] == memory["validation_tokens"] == scored
