@@ -248,8 +248,9 @@ def plot_quality(records, directory):
     `quality_memory.png`: validation bits per byte against the memory state
     each model carries per batch row (log scale), one panel per corpus, the
     Memorizing models joined by memory size with and without the XL cache,
-    local-only (no state) as a dashed line. `quality_losses.png`: smoothed
-    training loss of every model, one panel per corpus.
+    local-only (no state) as a dashed line. `quality_losses.png`: each
+    model's smoothed training loss minus local-only's on the same batches,
+    one panel per corpus.
 
     Args:
         records: list of the dicts `keras_memory.bench.quality.run_quality`
@@ -313,16 +314,26 @@ def plot_quality(records, directory):
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 4.2), dpi=120)
+    colours = plt.get_cmap("tab20")
     for ax, corpus in zip(np.atleast_1d(axes), corpora):
-        for r in (r for r in records if r["corpus"] == corpus):
-            bits = np.asarray(r["losses"]) / math.log(2)
-            width = max(1, min(50, len(bits) // 5))
-            smooth = np.convolve(bits, np.ones(width) / width, mode="valid")
-            ax.plot(np.arange(width, len(bits) + 1), smooth, label=r["model"], lw=1)
+        rows = [r for r in records if r["corpus"] == corpus]
+        # Every model read the same batches, so the per-step difference from
+        # local-only is what its memory changed, without the batches' noise.
+        base = next((r for r in rows if r["kind"] == "local"), rows[0])
+        width = max(1, min(50, len(base["losses"]) // 5))
+
+        def smooth(losses, width=width):
+            bits = np.asarray(losses) / math.log(2)
+            return np.convolve(bits, np.ones(width) / width, mode="valid")
+
+        reference = smooth(base["losses"])
+        for i, r in enumerate(rows):
+            curve = smooth(r["losses"]) - reference
+            steps = np.arange(width, width + len(curve))
+            ax.plot(steps, curve, label=r["model"], lw=1, color=colours(i % 20))
         ax.set_xlabel("training step")
-        ax.set_ylabel(f"training loss (bits per byte, {width}-step mean)")
-        ax.set_title(corpus, fontsize=10)
-        ax.set_ylim(top=min(ax.get_ylim()[1], 5.0))
+        ax.set_ylabel(f"training loss minus {base['model']}'s (bits per byte)")
+        ax.set_title(f"{corpus}: {width}-step means, same batches for every model", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
@@ -330,3 +341,97 @@ def plot_quality(records, directory):
     fig.savefig(paths[-1])
     plt.close(fig)
     return paths
+
+
+def inline_png(path, alt="figure"):
+    """An HTML `<img>` tag holding the PNG file at `path` (base64), for pages
+    and notebooks that show a figure without serving the file."""
+    import base64
+    import html
+
+    with open(path, "rb") as f:
+        data = base64.b64encode(f.read()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def plot_memory_footprint(footprints, path, title=None):
+    """Saves a bar chart of the memory state each model carries per batch row.
+
+    Args:
+        footprints: dict of model label -> bytes per row
+            (`keras_memory.training.memory_footprint(model)["total"]`).
+        path: str. PNG file to write.
+        title: str or None. Figure title.
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(footprints)
+    mib = [footprints[label] / 2**20 for label in labels]
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(labels) + 1.2), dpi=120)
+    bars = ax.barh(range(len(labels)), mib, color="tab:blue")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("memory state per document row (MiB, log scale)")
+    for bar, value in zip(bars, mib):
+        ax.text(
+            bar.get_width() * 1.05,
+            bar.get_y() + bar.get_height() / 2,
+            f"{value:,.1f}",
+            va="center",
+            fontsize=8,
+        )
+    ax.set_xlim(right=max(mib) * 4)
+    if title:
+        # Over the figure, not the axes: long bar labels would push it off the edge.
+        fig.suptitle(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="x", which="both")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_recall(records, path):
+    """Saves recall accuracy against distance, one line per model.
+
+    Args:
+        records: list of the dicts `keras_memory.bench.recall.run_recall`
+            returns, each with `recall_by_distance`, `chance` and
+            `trained_distance`.
+        path: str. PNG file to write.
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for r in records:
+        curve = sorted((int(d), a) for d, a in r["recall_by_distance"].items())
+        ax.plot(*zip(*curve), marker=".", label=r["model"])
+    ax.axhline(records[0]["chance"], color="grey", ls=":", label="chance")
+    trained = records[0]["trained_distance"]
+    ax.axvline(trained, color="black", ls="--", lw=0.8)
+    ax.annotate(" longest distance trained on", (trained, 0.55), fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("tokens between the facts and the question (log scale)")
+    ax.set_ylabel("answer accuracy")
+    ax.set_ylim(0, 1.02)
+    window = records[0]["window_length"]
+    ax.set_title(f"How far back each memory reaches (one layer, window {window})", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
