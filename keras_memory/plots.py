@@ -415,10 +415,12 @@ def plot_recall(records, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for r in records:
+    fig, ax = plt.subplots(figsize=(8.5, 4.2), dpi=120)
+    styles = ("-", "--", "-.", ":")
+    for i, r in enumerate(records):
         curve = sorted((int(d), a) for d, a in r["recall_by_distance"].items())
-        ax.plot(*zip(*curve), marker=".", label=r["model"])
+        # Line styles as well as colours: curves at chance lie on top of each other.
+        ax.plot(*zip(*curve), marker=".", ls=styles[i % len(styles)], label=r["model"])
     ax.axhline(records[0]["chance"], color="grey", ls=":", label="chance")
     trained = records[0]["trained_distance"]
     ax.axvline(trained, color="black", ls="--", lw=0.8)
@@ -430,7 +432,7 @@ def plot_recall(records, path):
     window = records[0]["window_length"]
     ax.set_title(f"How far back each memory reaches (one layer, window {window})", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
