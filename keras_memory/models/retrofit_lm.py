@@ -40,7 +40,8 @@ class RetrofitLM(SegmentLM):
         memory_layer: int or None. Index of the decoder layer after which the
             memory block sits; defaults to two thirds up
             (`default_memory_layer`), where the Memorizing Transformer puts
-            its memory.
+            its memory, and never after the top layer (a 3-layer backbone
+            gets it after layer 1).
         memory_size: int. Memory entries per (row, head). Defaults to 8192.
         num_neighbors: int. `k`, entries retrieved per query. Defaults to 32.
         window_length: int. The memory block's local window; the segment
@@ -101,7 +102,9 @@ class RetrofitLM(SegmentLM):
         _check_backbone(backbone)
         num_layers = len(backbone.transformer_layers)
         if memory_layer is None:
-            memory_layer = default_memory_layer(num_layers)
+            # Below the top layer: a block after the last one would reach the
+            # logits through the final norm only, with no layer to read it.
+            memory_layer = min(default_memory_layer(num_layers), max(0, num_layers - 2))
         if not isinstance(memory_layer, int) or not 0 <= memory_layer < num_layers:
             raise ValueError(
                 f"`memory_layer` must be an int in [0, {num_layers}) for this "

@@ -164,3 +164,12 @@ def test_a_frozen_backbone_stays_frozen_after_loading(tmp_path):
     loaded = keras.saving.load_model(path)
     assert not loaded.backbone.trainable
     assert len(loaded.trainable_weights) == trainable
+
+
+@pytest.mark.parametrize("num_layers, expected", [(12, 8), (3, 1), (2, 0), (1, 0)])
+def test_default_memory_block_sits_below_the_top_layer(num_layers, expected):
+    # Two thirds up as in meliad, but never after the last decoder layer,
+    # where nothing but the final norm would read what the memory returned.
+    backbone = keras_hub.models.GPT2Backbone(**{**SIZES, "num_layers": num_layers})
+    model = RetrofitLM(backbone, memory_size=4 * SEGMENT, num_neighbors=4, window_length=W)
+    assert model.memory_layer == expected
