@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_memory.backend.broadcast_add import add_over_leading_axes
 from keras_memory.layers.feed_forward import GATED_ACTIVATIONS, FeedForward
 from keras_memory.layers.input_checks import (
     check_activation,
@@ -434,6 +435,6 @@ def _biased_attention(queries, keys, values, scale, bias, mask):
     if scale is not None:
         logits = logits * ops.reshape(ops.cast(scale, "float32"), (1, -1, 1, 1))
     if bias is not None:
-        logits = logits + ops.cast(bias, "float32")[None]
+        logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
     weights = safe_softmax(logits, mask)
     return ops.einsum("bhqk,bkhd->bqhd", weights, values)

@@ -7,6 +7,7 @@ head_dim)`. Everything is `keras.ops`, so it jits on every backend.
 import numpy as np
 from keras import ops
 
+from keras_memory.backend.broadcast_add import add_over_leading_axes
 from keras_memory.ops.masks import window_mask
 
 # Masked logits are set to this value before the softmax (meliad's -1e6).
@@ -119,7 +120,7 @@ def sliding_window_attention(
     logits = ops.einsum("bnqhd,bnkhd->bnhqk", window_queries, window_keys)
     logits = ops.cast(logits, "float32")
     if position_bias is not None:
-        logits = logits + ops.cast(position_bias, "float32")[None, None]
+        logits = add_over_leading_axes(logits, ops.cast(position_bias, "float32"))
     if logit_scale is not None:
         logits = logits * ops.reshape(ops.cast(logit_scale, "float32"), (1, 1, heads, 1, 1))
 
@@ -138,9 +139,9 @@ def sliding_window_attention(
     mask = ops.logical_and(band[None, None, None], ops.logical_or(is_current_key, has_previous))
 
     if memory_keys is None:
-        weights = safe_softmax(logits, mask)
+        (weights,), total = _unnormalized_softmax([(logits, mask)])
         outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
-        return ops.reshape(outputs, (batch, seq_len, heads, dim))
+        return _normalize(outputs, total, batch, seq_len, values.dtype)
 
     # Every window also sees the memory: one softmax over [memory, window].
     size = memory_keys.shape[1]
@@ -156,22 +157,48 @@ def sliding_window_attention(
         memory_mask = ops.ones((batch, 1, 1, 1, size), "bool")
     else:
         memory_mask = ops.reshape(ops.cast(memory_valid, "bool"), (-1, 1, 1, 1, size))
-    weights = safe_softmax(
-        ops.concatenate([memory_logits, logits], axis=-1),
-        ops.concatenate(
-            [
-                ops.broadcast_to(memory_mask, ops.shape(memory_logits)),
-                ops.broadcast_to(mask, ops.shape(logits)),
-            ],
-            axis=-1,
-        ),
+    (memory_weights, weights), total = _unnormalized_softmax(
+        [(memory_logits, memory_mask), (logits, mask)]
     )
-    weights = ops.cast(weights, values.dtype)
-    outputs = ops.einsum("bnhqk,bnkhd->bnqhd", weights[..., size:], window_values)
+    outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
     outputs = outputs + ops.einsum(
-        "bnhqm,bmhd->bnqhd", weights[..., :size], ops.cast(memory_values, values.dtype)
+        "bnhqm,bmhd->bnqhd",
+        ops.cast(memory_weights, values.dtype),
+        ops.cast(memory_values, values.dtype),
     )
-    return ops.reshape(outputs, (batch, seq_len, heads, dim))
+    return _normalize(outputs, total, batch, seq_len, values.dtype)
+
+
+def _unnormalized_softmax(parts):
+    """One softmax over several `(logits, mask)` parts, left unnormalised.
+
+    Returns each part's `exp(logit - row max)` (zero where masked) and the
+    rows' total. Dividing the attention output by the total afterwards is the
+    same softmax, with `head_dim` divisions per query instead of one per key
+    (on 2 CPU cores the division over a d512 layer's `(q, 2W)` weights was
+    the slowest elementwise pass of its forward), and no concatenation of
+    the parts.
+    """
+    masked = [ops.where(mask, ops.cast(logits, "float32"), MASKED_LOGIT) for logits, mask in parts]
+    row_max = ops.max(masked[0], axis=-1, keepdims=True)
+    for part in masked[1:]:
+        row_max = ops.maximum(row_max, ops.max(part, axis=-1, keepdims=True))
+    # A fully masked row keeps a zero shift, so its masked entries underflow
+    # to exactly zero weight, as in `safe_softmax`.
+    row_max = ops.stop_gradient(ops.where(row_max > 0.5 * MASKED_LOGIT, row_max, 0.0))
+    weights = [ops.exp(part - row_max) for part in masked]
+    total = ops.sum(weights[0], axis=-1, keepdims=True)
+    for part in weights[1:]:
+        total = total + ops.sum(part, axis=-1, keepdims=True)
+    return weights, total
+
+
+def _normalize(outputs, total, batch, seq_len, dtype):
+    """`(b, n, q, h, d)` outputs over their `(b, n, h, q, 1)` softmax totals."""
+    total = ops.transpose(total, (0, 1, 3, 2, 4))
+    outputs = ops.cast(outputs, "float32") / ops.where(total > 0.0, total, 1.0)
+    heads, dim = outputs.shape[3], outputs.shape[4]
+    return ops.cast(ops.reshape(outputs, (batch, seq_len, heads, dim)), dtype)
 
 
 def dense_attention(queries, keys, values, scale=None, mask=None):

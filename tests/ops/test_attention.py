@@ -3,6 +3,7 @@ import pytest
 from keras import ops
 
 from keras_memory.ops import safe_softmax, sliding_window_attention
+from tests.backend_utils import gradients_of_weighted_sum
 from tests.conftest import to_numpy
 from tests.reference import t5_bucket
 
@@ -98,3 +99,81 @@ def test_rejects_segment_not_multiple_of_window():
     x = ops.ones((1, 6, 1, 2))
     with pytest.raises(ValueError, match="multiple of `window_length`"):
         sliding_window_attention(x, x, x, window_length=4)
+
+
+def dense_band_attention_ops(q, k, v, table, cache_k, cache_v, memory_k, memory_v, window):
+    """The same attention as one dense softmax in keras.ops, for gradients."""
+    from keras_memory.ops.attention import MASKED_LOGIT
+
+    s = q.shape[1]
+    keys = ops.concatenate([cache_k, k], 1) if cache_k is not None else k
+    values = ops.concatenate([cache_v, v], 1) if cache_v is not None else v
+    first = keys.shape[1] - s
+    dist = first + np.arange(s)[:, None] - np.arange(keys.shape[1])[None, :]
+    allowed = (dist > 0) & (dist <= window)
+    buckets = np.array([[t5_bucket(max(int(n), 0)) for n in row] for row in dist])
+    logits = ops.einsum("bqhd,bkhd->bhqk", q, keys) + ops.take(table, buckets, axis=1)[None]
+    logits = ops.where(allowed[None, None], logits, MASKED_LOGIT)
+    mask = np.broadcast_to(allowed, logits.shape)
+    if memory_k is not None:
+        memory_logits = ops.einsum("bqhd,bmhd->bhqm", q, memory_k)
+        logits = ops.concatenate([memory_logits, logits], -1)
+        mask = np.concatenate([np.ones(memory_logits.shape, bool), mask], -1)
+        values = ops.concatenate([memory_v, values], 1)
+    return ops.einsum("bhqk,bkhd->bqhd", safe_softmax(logits, mask), values)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("use_memory", [True, False])
+def test_sliding_window_gradients_equal_one_dense_softmax(use_cache, use_memory):
+    # The unnormalised softmax (divided after the value product) and the bias
+    # gradient as a dot product must give the plain softmax's gradients,
+    # including the fully masked first row of a document with no cache.
+    from keras_memory.ops import relative_positions, t5_relative_position_buckets
+
+    rng = np.random.default_rng(3)
+    b, w, h, d, m = 2, 4, 2, 3, 5
+    s = 2 * w
+    q, k, v = (rng.standard_normal((b, s, h, d)).astype("float32") for _ in range(3))
+    ck, cv = (rng.standard_normal((b, w, h, d)).astype("float32") for _ in range(2))
+    mk, mv = (rng.standard_normal((b, m, h, d)).astype("float32") for _ in range(2))
+    table = rng.standard_normal((h, 32)).astype("float32")
+    window_buckets = t5_relative_position_buckets(relative_positions(w, 2 * w))
+    cotangent = rng.standard_normal((b, s, h, d)).astype("float32")
+
+    def ours(q, k, v, table, ck, cv, mk, mv):
+        return sliding_window_attention(
+            q,
+            k,
+            v,
+            window_length=w,
+            cache_keys=ck if use_cache else None,
+            cache_values=cv if use_cache else None,
+            position_bias=ops.take(table, window_buckets, axis=1),
+            memory_keys=mk if use_memory else None,
+            memory_values=mv if use_memory else None,
+        )
+
+    def reference(q, k, v, table, ck, cv, mk, mv):
+        return dense_band_attention_ops(
+            q,
+            k,
+            v,
+            table,
+            ck if use_cache else None,
+            cv if use_cache else None,
+            mk if use_memory else None,
+            mv if use_memory else None,
+            w,
+        )
+
+    inputs = [q, k, v, table, ck, cv, mk, mv]
+    np.testing.assert_allclose(to_numpy(ours(*inputs)), to_numpy(reference(*inputs)), atol=1e-5)
+    got = gradients_of_weighted_sum(ours, inputs, cotangent)
+    expected = gradients_of_weighted_sum(reference, inputs, cotangent)
+    names = ["queries", "keys", "values", "bias table", "cache keys", "cache values"]
+    for name, g, e in zip(names + ["memory keys", "memory values"], got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-4, err_msg=name)
+    if not use_cache and not use_memory:
+        # The first token attends to nothing: no gradient reaches its query.
+        np.testing.assert_array_equal(got[0][:, 0], 0.0)
