@@ -40,12 +40,25 @@ def safe_softmax(logits, mask=None, axis=-1):
     return weights / ops.where(total > 0.0, total, 1.0)
 
 
-def _window_key_blocks(tensor, previous_block, num_windows, window_length):
-    """Returns `(batch, windows, 2W, heads, dim)`: [block k-1, block k] per window."""
+def _block_keys(tensor, previous_block, num_blocks, block_length, blocks_per_window):
+    """Returns `(batch, blocks, W + C, heads, dim)`: the keys each query block can see.
+
+    Query block `g` (of `C` queries) sees key blocks `g .. g + W / C` of
+    [previous window, segment]: the `W` keys before its first query and its
+    own `C`.
+    """
     batch, _, heads, dim = ops.shape(tensor)
     blocks = ops.concatenate([previous_block, tensor], axis=1)
-    blocks = ops.reshape(blocks, (batch, num_windows + 1, window_length, heads, dim))
-    return ops.concatenate([blocks[:, :-1], blocks[:, 1:]], axis=2)
+    blocks = ops.reshape(blocks, (batch, num_blocks + blocks_per_window, block_length, heads, dim))
+    return ops.concatenate(
+        [blocks[:, offset : offset + num_blocks] for offset in range(blocks_per_window + 1)],
+        axis=2,
+    )
+
+
+def default_query_block(window_length):
+    """Queries per block: half the window for windows of 256 and longer."""
+    return window_length // 2 if window_length % 2 == 0 and window_length >= 256 else window_length
 
 
 def sliding_window_attention(
@@ -63,6 +76,7 @@ def sliding_window_attention(
     memory_keys=None,
     memory_values=None,
     memory_valid=None,
+    query_block=None,
 ):
     """Causal sliding-window attention over a segment, with an optional XL cache.
 
@@ -71,6 +85,11 @@ def sliding_window_attention(
     (`2W` keys) under the causal window mask; block 0's previous block is the
     cache (the last `W` keys/values of the previous segment). Memory and
     compute are O(S * 2W), never O(S^2).
+
+    Queries are computed in blocks of `C = query_block`: a block needs only
+    the `W` keys before it and its own `C` (`W + C` of the window's `2W`),
+    so with `W / C = 2` a quarter of a whole-window computation's logits
+    (half of them masked) are never formed.
 
     Args:
         queries: float tensor `(batch, S, heads, head_dim)`.
@@ -92,6 +111,9 @@ def sliding_window_attention(
             its window (e.g. a compressed memory); no position bias.
         memory_values: float tensor like `memory_keys`, or None.
         memory_valid: bool tensor `(batch, M)` or None (all valid).
+        query_block: int dividing `W`, or None for `default_query_block(W)`
+            (`W / 2` for windows of 256 and longer, else `W`). Any value
+            gives the same result.
 
     Returns:
         A tensor `(batch, S, heads, head_dim)` in the dtype of `values`.
@@ -102,64 +124,76 @@ def sliding_window_attention(
             f"The segment length ({seq_len}) must be a multiple of "
             f"`window_length` ({window_length})."
         )
-    num_windows = seq_len // window_length
     use_cache = cache_keys is not None
     if use_cache:
         prev_keys, prev_values = cache_keys, cache_values
     else:
         prev_keys = ops.zeros((batch, window_length, heads, dim), dtype=keys.dtype)
         prev_values = ops.zeros((batch, window_length, heads, dim), dtype=values.dtype)
-    window_keys = _window_key_blocks(
-        keys, ops.cast(prev_keys, keys.dtype), num_windows, window_length
+    block = default_query_block(window_length) if query_block is None else query_block
+    if not isinstance(block, int) or block < 1 or window_length % block:
+        raise ValueError(f"`query_block` must be an int dividing {window_length}; got {block!r}.")
+    per_window = window_length // block
+    num_blocks = seq_len // block
+    visible = window_length + block
+    window_keys = _block_keys(keys, ops.cast(prev_keys, keys.dtype), num_blocks, block, per_window)
+    window_values = _block_keys(
+        values, ops.cast(prev_values, values.dtype), num_blocks, block, per_window
     )
-    window_values = _window_key_blocks(
-        values, ops.cast(prev_values, values.dtype), num_windows, window_length
-    )
-    window_queries = ops.reshape(queries, (batch, num_windows, window_length, heads, dim))
+    window_queries = ops.reshape(queries, (batch, num_blocks, block, heads, dim))
+    # The scale multiplies the queries and the (small) bias rather than every
+    # logit, and the masks are added to the logits: one elementwise pass over
+    # the `(C, W + C)` logits instead of four on XLA's CPU. `(q k + b) s` is
+    # `(q s) k + b s`, and a masked logit's weight underflows to exactly zero.
+    if logit_scale is not None:
+        scale = ops.reshape(ops.cast(logit_scale, "float32"), (heads, 1, 1))
+        window_queries = window_queries * ops.cast(
+            ops.reshape(scale, (1, 1, 1, heads, 1)), window_queries.dtype
+        )
+
+    # Relative distances depend on neither the block nor the window, so one
+    # `(C, W + C)` corner of the `(W, 2W)` bias serves every block.
+    band = window_mask(block, visible, window_length, include_self)
+    if position_bias is None:
+        static_logits = np.where(band, 0.0, MASKED_LOGIT).astype("float32")
+    else:
+        static_logits = ops.cast(position_bias, "float32")[:, :block, :visible]
+        if logit_scale is not None:
+            static_logits = static_logits * scale
+        static_logits = ops.where(band, static_logits, MASKED_LOGIT)
+        static_logits = ops.broadcast_to(static_logits, (heads, block, visible))
+    # Key block `g + o` of query block `g` is in the previous window (the
+    # cache) when `g + o < W / C`: visible through a valid cache only.
+    in_previous = np.arange(num_blocks)[:, None] + np.arange(per_window + 1)[None, :] < per_window
+    in_previous = np.repeat(in_previous, block, axis=1)  # (blocks, W + C)
+    if use_cache and cache_valid is not None:
+        no_cache = ops.logical_not(ops.reshape(ops.cast(cache_valid, "bool"), (-1, 1, 1)))
+        hidden = ops.logical_and(no_cache, in_previous[None])
+    elif use_cache:
+        hidden = np.zeros((1, 1, visible), bool)
+    else:
+        hidden = in_previous[None]
+    previous_logits = ops.where(hidden, MASKED_LOGIT, 0.0)
+    previous_logits = ops.reshape(previous_logits, (-1, ops.shape(hidden)[1], 1, 1, visible))
 
     logits = ops.einsum("bnqhd,bnkhd->bnhqk", window_queries, window_keys)
-    logits = ops.cast(logits, "float32")
-    if position_bias is not None:
-        logits = add_over_leading_axes(logits, ops.cast(position_bias, "float32"))
-    if logit_scale is not None:
-        logits = logits * ops.reshape(ops.cast(logit_scale, "float32"), (1, 1, heads, 1, 1))
-
-    band = window_mask(window_length, 2 * window_length, window_length, include_self)
-    is_current_key = np.arange(2 * window_length) >= window_length
-    # Which windows may look at their previous block: every window but the
-    # first always can; the first only through a valid cache.
-    later_windows = np.arange(num_windows) > 0
-    if use_cache and cache_valid is not None:
-        first_valid = ops.reshape(ops.cast(cache_valid, "bool"), (-1, 1))
-        has_previous = ops.logical_or(first_valid, later_windows[None, :])
-        has_previous = ops.reshape(has_previous, (-1, num_windows, 1, 1, 1))
-    else:
-        has_previous = np.ones(num_windows, bool) if use_cache else later_windows
-        has_previous = has_previous.reshape(1, num_windows, 1, 1, 1)
-    mask = ops.logical_and(band[None, None, None], ops.logical_or(is_current_key, has_previous))
+    logits = add_over_leading_axes(ops.cast(logits, "float32"), static_logits)
+    logits = logits + ops.cast(previous_logits, "float32")
 
     if memory_keys is None:
-        (weights,), total = _unnormalized_softmax([(logits, mask)])
+        (weights,), total = _unnormalized_softmax([logits])
         outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
         return _normalize(outputs, total, batch, seq_len, values.dtype)
 
     # Every window also sees the memory: one softmax over [memory, window].
-    size = memory_keys.shape[1]
     memory_logits = ops.einsum(
         "bnqhd,bmhd->bnhqm", window_queries, ops.cast(memory_keys, queries.dtype)
     )
     memory_logits = ops.cast(memory_logits, "float32")
-    if logit_scale is not None:
-        memory_logits = memory_logits * ops.reshape(
-            ops.cast(logit_scale, "float32"), (1, 1, heads, 1, 1)
-        )
-    if memory_valid is None:
-        memory_mask = ops.ones((batch, 1, 1, 1, size), "bool")
-    else:
-        memory_mask = ops.reshape(ops.cast(memory_valid, "bool"), (-1, 1, 1, 1, size))
-    (memory_weights, weights), total = _unnormalized_softmax(
-        [(memory_logits, memory_mask), (logits, mask)]
-    )
+    if memory_valid is not None:
+        valid = ops.reshape(ops.cast(memory_valid, "bool"), (batch, 1, 1, 1, -1))
+        memory_logits = memory_logits + ops.where(valid, 0.0, MASKED_LOGIT)
+    (memory_weights, weights), total = _unnormalized_softmax([memory_logits, logits])
     outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
     outputs = outputs + ops.einsum(
         "bnhqm,bmhd->bnqhd",
@@ -170,23 +204,23 @@ def sliding_window_attention(
 
 
 def _unnormalized_softmax(parts):
-    """One softmax over several `(logits, mask)` parts, left unnormalised.
+    """One softmax over several parts of masked logits, left unnormalised.
 
-    Returns each part's `exp(logit - row max)` (zero where masked) and the
-    rows' total. Dividing the attention output by the total afterwards is the
-    same softmax, with `head_dim` divisions per query instead of one per key
-    (on 2 CPU cores the division over a d512 layer's `(q, 2W)` weights was
-    the slowest elementwise pass of its forward), and no concatenation of
-    the parts.
+    Masked logits are `MASKED_LOGIT` or below. Returns each part's
+    `exp(logit - row max)` (exactly zero where masked) and the rows' total.
+    Dividing the attention output by the total afterwards is the same
+    softmax, with `head_dim` divisions per query instead of one per key (on
+    2 CPU cores the division over a d512 layer's `(q, 2W)` weights was the
+    slowest elementwise pass of its forward), and no concatenation of the
+    parts.
     """
-    masked = [ops.where(mask, ops.cast(logits, "float32"), MASKED_LOGIT) for logits, mask in parts]
-    row_max = ops.max(masked[0], axis=-1, keepdims=True)
-    for part in masked[1:]:
+    row_max = ops.max(parts[0], axis=-1, keepdims=True)
+    for part in parts[1:]:
         row_max = ops.maximum(row_max, ops.max(part, axis=-1, keepdims=True))
     # A fully masked row keeps a zero shift, so its masked entries underflow
     # to exactly zero weight, as in `safe_softmax`.
     row_max = ops.stop_gradient(ops.where(row_max > 0.5 * MASKED_LOGIT, row_max, 0.0))
-    weights = [ops.exp(part - row_max) for part in masked]
+    weights = [ops.exp(part - row_max) for part in parts]
     total = ops.sum(weights[0], axis=-1, keepdims=True)
     for part in weights[1:]:
         total = total + ops.sum(part, axis=-1, keepdims=True)
@@ -218,8 +252,14 @@ def dense_attention(queries, keys, values, scale=None, mask=None):
     Returns:
         A float32 tensor `(batch, q, heads, head_dim)`.
     """
-    logits = ops.einsum("bqhd,bkhd->bhqk", ops.cast(queries, "float32"), ops.cast(keys, "float32"))
+    queries = ops.cast(queries, "float32")
     if scale is not None:
-        logits = logits * ops.reshape(ops.cast(scale, "float32"), (1, -1, 1, 1))
-    weights = safe_softmax(logits, mask)
-    return ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
+        # On the queries, not the `(q, k)` logits (see `sliding_window_attention`).
+        queries = queries * ops.reshape(ops.cast(scale, "float32"), (1, 1, -1, 1))
+    logits = ops.einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
+    if mask is not None:
+        logits = logits + ops.where(mask, 0.0, MASKED_LOGIT)
+    (weights,), total = _unnormalized_softmax([logits])
+    outputs = ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
+    total = ops.transpose(total, (0, 2, 1, 3))
+    return outputs / ops.where(total > 0.0, total, 1.0)

@@ -69,7 +69,8 @@ def test_sliding_window_equals_dense_band_reference(num_windows, use_cache):
     np.testing.assert_allclose(to_numpy(got), expected, atol=1e-5)
 
 
-def test_invalid_cache_row_behaves_like_no_cache():
+@pytest.mark.parametrize("query_block", [None, 2])
+def test_invalid_cache_row_behaves_like_no_cache(query_block):
     rng = np.random.default_rng(1)
     b, w, h, d = 2, 4, 2, 3
     q, k, v = (rng.standard_normal((b, 2 * w, h, d)).astype("float32") for _ in range(3))
@@ -83,16 +84,31 @@ def test_invalid_cache_row_behaves_like_no_cache():
             cache_keys=ck,
             cache_values=cv,
             cache_valid=np.array([False, True]),
+            query_block=query_block,
         )
     )
-    no_cache = to_numpy(sliding_window_attention(q, k, v, window_length=w))
+    no_cache = to_numpy(sliding_window_attention(q, k, v, window_length=w, query_block=query_block))
     full_cache = to_numpy(
-        sliding_window_attention(q, k, v, window_length=w, cache_keys=ck, cache_values=cv)
+        sliding_window_attention(
+            q, k, v, window_length=w, cache_keys=ck, cache_values=cv, query_block=query_block
+        )
     )
     np.testing.assert_allclose(with_cache[0], no_cache[0], atol=1e-6)
     np.testing.assert_allclose(with_cache[1], full_cache[1], atol=1e-6)
     # The first token of a document with no cache attends to nothing.
     np.testing.assert_array_equal(no_cache[:, 0], 0.0)
+
+
+def test_default_query_block_splits_long_windows_only():
+    from keras_memory.ops.attention import default_query_block
+
+    assert [default_query_block(w) for w in (32, 128, 255, 256, 512)] == [32, 128, 255, 128, 256]
+
+
+def test_rejects_query_block_not_dividing_window():
+    x = ops.ones((1, 8, 1, 2))
+    with pytest.raises(ValueError, match="`query_block` must be an int dividing 4"):
+        sliding_window_attention(x, x, x, window_length=4, query_block=3)
 
 
 def test_rejects_segment_not_multiple_of_window():
@@ -101,7 +117,7 @@ def test_rejects_segment_not_multiple_of_window():
         sliding_window_attention(x, x, x, window_length=4)
 
 
-def dense_band_attention_ops(q, k, v, table, cache_k, cache_v, memory_k, memory_v, window):
+def dense_band_attention_ops(q, k, v, table, scale, cache_k, cache_v, memory_k, memory_v, window):
     """The same attention as one dense softmax in keras.ops, for gradients."""
     from keras_memory.ops.attention import MASKED_LOGIT
 
@@ -113,10 +129,12 @@ def dense_band_attention_ops(q, k, v, table, cache_k, cache_v, memory_k, memory_
     allowed = (dist > 0) & (dist <= window)
     buckets = np.array([[t5_bucket(max(int(n), 0)) for n in row] for row in dist])
     logits = ops.einsum("bqhd,bkhd->bhqk", q, keys) + ops.take(table, buckets, axis=1)[None]
+    logits = logits * ops.reshape(scale, (1, -1, 1, 1))
     logits = ops.where(allowed[None, None], logits, MASKED_LOGIT)
     mask = np.broadcast_to(allowed, logits.shape)
     if memory_k is not None:
         memory_logits = ops.einsum("bqhd,bmhd->bhqm", q, memory_k)
+        memory_logits = memory_logits * ops.reshape(scale, (1, -1, 1, 1))
         logits = ops.concatenate([memory_logits, logits], -1)
         mask = np.concatenate([np.ones(memory_logits.shape, bool), mask], -1)
         values = ops.concatenate([memory_v, values], 1)
@@ -125,10 +143,12 @@ def dense_band_attention_ops(q, k, v, table, cache_k, cache_v, memory_k, memory_
 
 @pytest.mark.parametrize("use_cache", [True, False])
 @pytest.mark.parametrize("use_memory", [True, False])
-def test_sliding_window_gradients_equal_one_dense_softmax(use_cache, use_memory):
-    # The unnormalised softmax (divided after the value product) and the bias
-    # gradient as a dot product must give the plain softmax's gradients,
-    # including the fully masked first row of a document with no cache.
+@pytest.mark.parametrize("query_block", [None, 2, 1])
+def test_sliding_window_gradients_equal_one_dense_softmax(use_cache, use_memory, query_block):
+    # Query blocks, the unnormalised softmax (divided after the value product)
+    # and the bias gradient as a dot product must give the plain softmax's
+    # gradients, including the fully masked first row of a document with no
+    # cache.
     from keras_memory.ops import relative_positions, t5_relative_position_buckets
 
     rng = np.random.default_rng(3)
@@ -138,10 +158,11 @@ def test_sliding_window_gradients_equal_one_dense_softmax(use_cache, use_memory)
     ck, cv = (rng.standard_normal((b, w, h, d)).astype("float32") for _ in range(2))
     mk, mv = (rng.standard_normal((b, m, h, d)).astype("float32") for _ in range(2))
     table = rng.standard_normal((h, 32)).astype("float32")
+    scale = rng.uniform(0.5, 2.0, h).astype("float32")
     window_buckets = t5_relative_position_buckets(relative_positions(w, 2 * w))
     cotangent = rng.standard_normal((b, s, h, d)).astype("float32")
 
-    def ours(q, k, v, table, ck, cv, mk, mv):
+    def ours(q, k, v, table, scale, ck, cv, mk, mv):
         return sliding_window_attention(
             q,
             k,
@@ -150,16 +171,19 @@ def test_sliding_window_gradients_equal_one_dense_softmax(use_cache, use_memory)
             cache_keys=ck if use_cache else None,
             cache_values=cv if use_cache else None,
             position_bias=ops.take(table, window_buckets, axis=1),
+            logit_scale=scale,
             memory_keys=mk if use_memory else None,
             memory_values=mv if use_memory else None,
+            query_block=query_block,
         )
 
-    def reference(q, k, v, table, ck, cv, mk, mv):
+    def reference(q, k, v, table, scale, ck, cv, mk, mv):
         return dense_band_attention_ops(
             q,
             k,
             v,
             table,
+            scale,
             ck if use_cache else None,
             cv if use_cache else None,
             mk if use_memory else None,
@@ -167,13 +191,45 @@ def test_sliding_window_gradients_equal_one_dense_softmax(use_cache, use_memory)
             w,
         )
 
-    inputs = [q, k, v, table, ck, cv, mk, mv]
+    inputs = [q, k, v, table, scale, ck, cv, mk, mv]
     np.testing.assert_allclose(to_numpy(ours(*inputs)), to_numpy(reference(*inputs)), atol=1e-5)
     got = gradients_of_weighted_sum(ours, inputs, cotangent)
     expected = gradients_of_weighted_sum(reference, inputs, cotangent)
-    names = ["queries", "keys", "values", "bias table", "cache keys", "cache values"]
+    names = ["queries", "keys", "values", "bias table", "scale", "cache keys", "cache values"]
     for name, g, e in zip(names + ["memory keys", "memory values"], got, expected):
         np.testing.assert_allclose(g, e, atol=1e-4, err_msg=name)
     if not use_cache and not use_memory:
         # The first token attends to nothing: no gradient reaches its query.
         np.testing.assert_array_equal(got[0][:, 0], 0.0)
+
+
+def test_dense_attention_values_and_gradients_equal_a_plain_softmax():
+    from keras_memory.ops.attention import dense_attention
+
+    rng = np.random.default_rng(5)
+    b, q_len, k_len, h, d = 2, 3, 4, 2, 3
+    q = rng.standard_normal((b, q_len, h, d)).astype("float32")
+    k, v = (rng.standard_normal((b, k_len, h, d)).astype("float32") for _ in range(2))
+    scale = rng.uniform(0.5, 2.0, h).astype("float32")
+    mask = rng.random((b, 1, q_len, k_len)) > 0.3
+    mask[0, 0, 1] = False  # a fully masked row attends to nothing
+    cotangent = rng.standard_normal((b, q_len, h, d)).astype("float32")
+
+    def reference(q, k, v, scale):
+        logits = ops.einsum("bqhd,bkhd->bhqk", q, k) * ops.reshape(scale, (1, -1, 1, 1))
+        weights = safe_softmax(logits, np.broadcast_to(mask, (b, h, q_len, k_len)))
+        return ops.einsum("bhqk,bkhd->bqhd", weights, v)
+
+    def ours(q, k, v, scale):
+        return dense_attention(q, k, v, scale, mask)
+
+    inputs = [q, k, v, scale]
+    got = to_numpy(ours(*inputs))
+    np.testing.assert_allclose(got, to_numpy(reference(*inputs)), atol=1e-5)
+    np.testing.assert_array_equal(got[0, 1], 0.0)
+    for name, g, e in zip(
+        ["queries", "keys", "values", "scale"],
+        gradients_of_weighted_sum(ours, inputs, cotangent),
+        gradients_of_weighted_sum(reference, inputs, cotangent),
+    ):
+        np.testing.assert_allclose(g, e, atol=1e-4, err_msg=name)
