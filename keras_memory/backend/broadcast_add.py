@@ -40,7 +40,7 @@ def _jax_add(lead):
 
     @jax.custom_vjp
     def add(x, bias):
-        return ops.add(x, bias)
+        return x + bias
 
     def forward(x, bias):
         return x + bias, None

@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-from keras_memory.backend.broadcast_add import add_over_leading_axes
 from keras_memory.layers.feed_forward import GATED_ACTIVATIONS, FeedForward
 from keras_memory.layers.input_checks import (
     check_activation,
@@ -18,7 +17,7 @@ from keras_memory.layers.relative_position_bias import (
 )
 from keras_memory.layers.token_mixing import TokenMixing
 from keras_memory.layers.xl_attention import zero_rows
-from keras_memory.ops.attention import dense_attention, safe_softmax
+from keras_memory.ops.attention import dense_attention
 from keras_memory.ops.masks import summary_causal_mask
 from keras_memory.ops.normalization import l2_normalize
 
@@ -359,7 +358,7 @@ class MelodiLayer(MemoryLayer):
             values = ops.concatenate([ops.cast(p[1], "float32") for p in parts], axis=1)
             queries = ops.concatenate([ops.cast(p[2], "float32") for p in parts[-2:]], axis=1)
             mask = ops.logical_and(causal[None, None], key_valid[:, None, None, :])
-            attended = _biased_attention(queries, keys, values, scale, bias, mask)
+            attended = dense_attention(queries, keys, values, scale, mask, bias)
             if self.long_term_memory_size:
                 recalled = dense_attention(
                     queries, long_keys, long_values, scale, mask=long_valid[:, None, None, :]
@@ -427,14 +426,3 @@ class MelodiLayer(MemoryLayer):
 def _push(memory, new, size):
     """First in, first out: drops the `size` oldest entries and appends `new`."""
     return ops.concatenate([memory[:, size:], ops.cast(new, memory.dtype)], axis=1)
-
-
-def _biased_attention(queries, keys, values, scale, bias, mask):
-    """Masked softmax attention with an optional `(heads, q, k)` bias, in float32."""
-    logits = ops.einsum("bqhd,bkhd->bhqk", queries, keys)
-    if scale is not None:
-        logits = logits * ops.reshape(ops.cast(scale, "float32"), (1, -1, 1, 1))
-    if bias is not None:
-        logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
-    weights = safe_softmax(logits, mask)
-    return ops.einsum("bhqk,bkhd->bqhd", weights, values)

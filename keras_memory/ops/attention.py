@@ -235,11 +235,12 @@ def _normalize(outputs, total, batch, seq_len, dtype):
     return ops.cast(ops.reshape(outputs, (batch, seq_len, heads, dim)), dtype)
 
 
-def dense_attention(queries, keys, values, scale=None, mask=None):
+def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
     """Softmax attention of every query over every key, in float32.
 
-    Used where no causal structure applies: the recurrent state attending to
-    itself and to a block of tokens, and tokens attending to the state.
+    Used where no sliding window applies: the recurrent state attending to
+    itself and to a block of tokens, tokens attending to the state, and
+    Melodi's window of context and summary tokens (with its position bias).
 
     Args:
         queries: float tensor `(batch, q, heads, head_dim)`.
@@ -248,6 +249,8 @@ def dense_attention(queries, keys, values, scale=None, mask=None):
         scale: float tensor `(heads,)` multiplying the logits, or None.
         mask: bool tensor broadcastable to `(batch, heads, q, k)`, True where
             allowed, or None.
+        bias: float tensor `(heads, q, k)` added to the logits after the
+            scale, or None.
 
     Returns:
         A float32 tensor `(batch, q, heads, head_dim)`.
@@ -257,6 +260,8 @@ def dense_attention(queries, keys, values, scale=None, mask=None):
         # On the queries, not the `(q, k)` logits (see `sliding_window_attention`).
         queries = queries * ops.reshape(ops.cast(scale, "float32"), (1, 1, -1, 1))
     logits = ops.einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
+    if bias is not None:
+        logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
     if mask is not None:
         logits = logits + ops.where(mask, 0.0, MASKED_LOGIT)
     (weights,), total = _unnormalized_softmax([logits])

@@ -203,7 +203,8 @@ def test_sliding_window_gradients_equal_one_dense_softmax(use_cache, use_memory,
         np.testing.assert_array_equal(got[0][:, 0], 0.0)
 
 
-def test_dense_attention_values_and_gradients_equal_a_plain_softmax():
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_dense_attention_values_and_gradients_equal_a_plain_softmax(use_bias):
     from keras_memory.ops.attention import dense_attention
 
     rng = np.random.default_rng(5)
@@ -211,24 +212,27 @@ def test_dense_attention_values_and_gradients_equal_a_plain_softmax():
     q = rng.standard_normal((b, q_len, h, d)).astype("float32")
     k, v = (rng.standard_normal((b, k_len, h, d)).astype("float32") for _ in range(2))
     scale = rng.uniform(0.5, 2.0, h).astype("float32")
+    bias = rng.standard_normal((h, q_len, k_len)).astype("float32")
     mask = rng.random((b, 1, q_len, k_len)) > 0.3
     mask[0, 0, 1] = False  # a fully masked row attends to nothing
     cotangent = rng.standard_normal((b, q_len, h, d)).astype("float32")
 
-    def reference(q, k, v, scale):
+    def reference(q, k, v, scale, bias):
         logits = ops.einsum("bqhd,bkhd->bhqk", q, k) * ops.reshape(scale, (1, -1, 1, 1))
+        if use_bias:
+            logits = logits + bias[None]
         weights = safe_softmax(logits, np.broadcast_to(mask, (b, h, q_len, k_len)))
         return ops.einsum("bhqk,bkhd->bqhd", weights, v)
 
-    def ours(q, k, v, scale):
-        return dense_attention(q, k, v, scale, mask)
+    def ours(q, k, v, scale, bias):
+        return dense_attention(q, k, v, scale, mask, bias if use_bias else None)
 
-    inputs = [q, k, v, scale]
+    inputs = [q, k, v, scale, bias]
     got = to_numpy(ours(*inputs))
     np.testing.assert_allclose(got, to_numpy(reference(*inputs)), atol=1e-5)
     np.testing.assert_array_equal(got[0, 1], 0.0)
     for name, g, e in zip(
-        ["queries", "keys", "values", "scale"],
+        ["queries", "keys", "values", "scale", "bias"],
         gradients_of_weighted_sum(ours, inputs, cotangent),
         gradients_of_weighted_sum(reference, inputs, cotangent),
     ):
