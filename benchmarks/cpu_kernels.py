@@ -1,0 +1,178 @@
+"""The kernel-level measurements behind docs/performance.md's CPU profile, on JAX (and PyTorch).
+
+Each case prints one JSON line with the median milliseconds of `--repeats` calls (after one
+compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 heads of 64, window
+512):
+
+- `reduce_leading`: the sum of a `(2, 4, 8, 512, 1024)` float32 tensor over its first two axes,
+  as XLA's reduce and as a dot with ones (what `add_over_leading_axes` does for the position
+  bias's gradient).
+- `ffn`: forward and backward of a 512 -> 2048 (exact gelu) -> 512 feed-forward network on
+  `(2, 2048, 512)` tokens, projected as a 3-D tensor and as a flat `(4096, 512)` matrix.
+- `attention`: forward and backward of `keras_memory.ops.sliding_window_attention` (cache,
+  position bias, scale) for several `query_block` sizes.
+- `matmul`: GFLOP/s of a `(4096, 512) x (512, 2048)` matmul and of the batched `(16, 512, 64) x
+  (16, 64, 1024)` attention-shaped matmul, in JAX and, when it is installed, PyTorch.
+
+Reproduce (from the repository root):
+    .venv/bin/python benchmarks/cpu_kernels.py
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_memory.ops import (  # noqa: E402
+    relative_positions,
+    sliding_window_attention,
+    t5_relative_position_buckets,
+)
+
+
+def median_ms(fn, *args, repeats):
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times) * 1e3, 1)
+
+
+def emit(case, variant, ms, **extra):
+    print(json.dumps({"case": case, "variant": variant, "ms": ms, **extra}), flush=True)
+
+
+def reduce_leading(rng, repeats):
+    x = jnp.asarray(rng.standard_normal((2, 4, 8, 512, 1024), dtype=np.float32))
+    emit(
+        "reduce_leading",
+        "xla_reduce",
+        median_ms(jax.jit(lambda x: x.sum((0, 1))), x, repeats=repeats),
+    )
+
+    def as_dot(x):
+        return jax.lax.dot_general(jnp.ones((2, 4)), x, (((0, 1), (0, 1)), ((), ())))
+
+    emit("reduce_leading", "dot_with_ones", median_ms(jax.jit(as_dot), x, repeats=repeats))
+
+
+def ffn(rng, repeats):
+    x = jnp.asarray(rng.standard_normal((2, 2048, 512), dtype=np.float32))
+    w1 = jnp.asarray(rng.standard_normal((512, 2048), dtype=np.float32) * 0.02)
+    w2 = jnp.asarray(rng.standard_normal((2048, 512), dtype=np.float32) * 0.02)
+
+    def gelu(h):
+        return jax.nn.gelu(h, approximate=False)
+
+    def tokens_3d(w1, w2, x):
+        return jnp.sum(gelu(x @ w1) @ w2)
+
+    def tokens_2d(w1, w2, x):
+        return jnp.sum(gelu(x.reshape(-1, 512) @ w1) @ w2)
+
+    for name, loss in (("3d", tokens_3d), ("2d", tokens_2d)):
+        step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+        emit("ffn", name, median_ms(step, w1, w2, x, repeats=repeats))
+
+
+def attention(rng, repeats, blocks):
+    b, s, h, d, w = 2, 2048, 8, 64, 512
+    q, k, v = (jnp.asarray(rng.standard_normal((b, s, h, d), dtype=np.float32)) for _ in range(3))
+    cache_k, cache_v = (
+        jnp.asarray(rng.standard_normal((b, w, h, d), dtype=np.float32)) for _ in range(2)
+    )
+    table = jnp.asarray(rng.standard_normal((h, 32), dtype=np.float32))
+    buckets = t5_relative_position_buckets(relative_positions(w, 2 * w))
+    valid = jnp.array([True, False])
+
+    for block in blocks:
+
+        def loss(q, k, v, table, scale, block=block):
+            out = sliding_window_attention(
+                q,
+                k,
+                v,
+                window_length=w,
+                cache_keys=cache_k,
+                cache_values=cache_v,
+                cache_valid=valid,
+                position_bias=jnp.take(table, buckets, axis=1),
+                logit_scale=scale,
+                query_block=block,
+            )
+            return (out * out).sum()
+
+        step = jax.jit(jax.grad(loss, argnums=(0, 1, 2, 3, 4)))
+        ms = median_ms(step, q, k, v, table, jnp.ones((h,)), repeats=repeats)
+        emit("attention", f"query_block={block}", ms)
+
+
+def matmul(rng, repeats):
+    a = rng.standard_normal((4096, 512), dtype=np.float32)
+    b = rng.standard_normal((512, 2048), dtype=np.float32)
+    q = rng.standard_normal((16, 512, 64), dtype=np.float32)
+    k = rng.standard_normal((16, 1024, 64), dtype=np.float32)
+    flops = {"plain": 2 * 4096 * 512 * 2048, "batched": 2 * 16 * 512 * 1024 * 64}
+    jax_fns = {
+        "plain": (jax.jit(lambda a, b: a @ b), (jnp.asarray(a), jnp.asarray(b))),
+        "batched": (
+            jax.jit(lambda q, k: jnp.einsum("bqd,bkd->bqk", q, k)),
+            (jnp.asarray(q), jnp.asarray(k)),
+        ),
+    }
+    for name, (fn, args) in jax_fns.items():
+        ms = median_ms(fn, *args, repeats=repeats)
+        emit("matmul", f"jax_{name}", ms, gflops=round(flops[name] / ms / 1e6, 1))
+    try:
+        import torch
+    except ImportError:
+        return
+    torch_fns = {
+        "plain": (lambda a, b: a @ b, (torch.from_numpy(a), torch.from_numpy(b))),
+        "batched": (
+            lambda q, k: torch.einsum("bqd,bkd->bqk", q, k),
+            (torch.from_numpy(q), torch.from_numpy(k)),
+        ),
+    }
+    for name, (fn, args) in torch_fns.items():
+        fn(*args)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(*args)
+            times.append(time.perf_counter() - start)
+        ms = round(statistics.median(times) * 1e3, 1)
+        emit("matmul", f"torch_{name}", ms, gflops=round(flops[name] / ms / 1e6, 1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--case", action="append", choices=["reduce_leading", "ffn", "attention", "matmul"]
+    )
+    parser.add_argument("--query-blocks", default="512,256,128,64")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    cases = args.case or ["reduce_leading", "ffn", "attention", "matmul"]
+    if "reduce_leading" in cases:
+        reduce_leading(rng, args.repeats)
+    if "ffn" in cases:
+        ffn(rng, args.repeats)
+    if "attention" in cases:
+        attention(rng, args.repeats, [int(b) for b in args.query_blocks.split(",")])
+    if "matmul" in cases:
+        matmul(rng, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
