@@ -13,6 +13,10 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   position bias, scale) for several `query_block` sizes.
 - `matmul`: GFLOP/s of a `(4096, 512) x (512, 2048)` matmul and of the batched `(16, 512, 64) x
   (16, 64, 1024)` attention-shaped matmul, in JAX and, when it is installed, PyTorch.
+- `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
+  products `(256, 64) x (64, 16384)` batched and as a `jax.lax.map` (the form
+  `map_over_leading_axis` gives on JAX's CPU), and `keras_memory.ops.exact_top_k` of 2,048
+  queries (its two-stage top-k, (row, head) pairs one by one).
 
 Reproduce (from the repository root):
     .venv/bin/python benchmarks/cpu_kernels.py
@@ -31,6 +35,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_memory.ops import (  # noqa: E402
+    exact_top_k,
     relative_positions,
     sliding_window_attention,
     t5_relative_position_buckets,
@@ -154,16 +159,42 @@ def matmul(rng, repeats):
         emit("matmul", f"torch_{name}", ms, gflops=round(flops[name] / ms / 1e6, 1))
 
 
+def knn_search(rng, repeats):
+    a = jnp.asarray(rng.standard_normal((16, 256, 64), dtype=np.float32))
+    b = jnp.asarray(rng.standard_normal((16, 64, 16384), dtype=np.float32))
+    flops = 2 * 16 * 256 * 64 * 16384
+
+    def block_max(scores):  # what the two-stage search reads; keeps XLA from dropping work
+        return scores.reshape(*scores.shape[:-1], -1, 32).max(-1)
+
+    variants = {
+        "batched_matmul": jax.jit(lambda a, b: block_max(a @ b)),
+        "lax_map_matmul": jax.jit(
+            lambda a, b: jax.lax.map(lambda x: block_max(x[0] @ x[1]), (a, b))
+        ),
+    }
+    for name, fn in variants.items():
+        ms = median_ms(fn, a, b, repeats=repeats)
+        emit("knn_search", name, ms, gflops=round(flops / ms / 1e6, 1))
+    queries = jnp.asarray(rng.standard_normal((2, 2048, 8, 64), dtype=np.float32))
+    keys = jnp.asarray(rng.standard_normal((2, 16384, 8, 64), dtype=np.float32))
+    valid = jnp.asarray(np.arange(16384)[None].repeat(2, 0) < 15000)
+    search = jax.jit(lambda q, m, v: exact_top_k(q, m, v, 32))
+    emit("knn_search", "exact_top_k", median_ms(search, queries, keys, valid, repeats=repeats))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
-        "--case", action="append", choices=["reduce_leading", "ffn", "attention", "matmul"]
+        "--case",
+        action="append",
+        choices=["reduce_leading", "ffn", "attention", "matmul", "knn_search"],
     )
     parser.add_argument("--query-blocks", default="512,256,128,64")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    cases = args.case or ["reduce_leading", "ffn", "attention", "matmul"]
+    cases = args.case or ["reduce_leading", "ffn", "attention", "matmul", "knn_search"]
     if "reduce_leading" in cases:
         reduce_leading(rng, args.repeats)
     if "ffn" in cases:
@@ -172,6 +203,8 @@ def main():
         attention(rng, args.repeats, [int(b) for b in args.query_blocks.split(",")])
     if "matmul" in cases:
         matmul(rng, args.repeats)
+    if "knn_search" in cases:
+        knn_search(rng, args.repeats)
 
 
 if __name__ == "__main__":

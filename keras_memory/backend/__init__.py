@@ -7,5 +7,13 @@ it (approximate top-k kernels, host calls for ScaNN) lives here.
 from keras_memory.backend.broadcast_add import add_over_leading_axes
 from keras_memory.backend.device import device_name
 from keras_memory.backend.retrieval import approx_max_k, scann_search, top_k
+from keras_memory.backend.slice_map import map_over_leading_axis
 
-__all__ = ["add_over_leading_axes", "approx_max_k", "device_name", "scann_search", "top_k"]
+__all__ = [
+    "add_over_leading_axes",
+    "approx_max_k",
+    "device_name",
+    "map_over_leading_axis",
+    "scann_search",
+    "top_k",
+]

@@ -3,6 +3,7 @@
 from keras import ops
 
 from keras_memory.backend.retrieval import top_k
+from keras_memory.backend.slice_map import map_over_leading_axis
 from keras_memory.ops.attention import MASKED_LOGIT
 
 # Entries per block of the two-stage top-k: small blocks make the first
@@ -33,7 +34,25 @@ def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
         `(scores, indices)`: float32 `(batch, heads, queries, k)` and int32
         indices into the memory axis, best first.
     """
-    return _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, two_stage_top_k)
+    _, length, heads, dim = queries.shape
+    memory_size = memory_keys.shape[1]
+    if k > memory_size:
+        raise ValueError(f"`k` ({k}) must be <= the memory size ({memory_size}).")
+    # One (row, head) pair per slice, as a batch of rows with one head each,
+    # so that `map_over_leading_axis` can search pair by pair (3.6x faster
+    # on JAX's CPU at d512 with 16k entries, docs/performance.md).
+    pair_queries = ops.reshape(ops.transpose(queries, (0, 2, 1, 3)), (-1, length, 1, dim))
+    pair_keys = ops.reshape(ops.transpose(memory_keys, (0, 2, 1, 3)), (-1, memory_size, 1, dim))
+    pair_valid = ops.repeat(ops.cast(memory_valid, "bool"), heads, axis=0)
+
+    def search(pair_queries, pair_keys, pair_valid):
+        return _chunked_top_k(pair_queries, pair_keys, pair_valid, k, chunk_size, two_stage_top_k)
+
+    scores, indices = map_over_leading_axis(search, pair_queries, pair_keys, pair_valid)
+    return (
+        ops.reshape(scores, (-1, heads, length, k)),
+        ops.reshape(indices, (-1, heads, length, k)),
+    )
 
 
 def two_stage_top_k(scores, k, block_size=BLOCK_SIZE):
@@ -163,11 +182,22 @@ def retrieve_top_k(
 
 
 def _chunk_scores(queries, memory_keys, memory_valid, start, stop):
-    scores = ops.einsum(
-        "bqhd,bmhd->bhqm", queries, ops.cast(memory_keys[:, start:stop], queries.dtype)
-    )
-    valid = ops.reshape(memory_valid[:, start:stop], (-1, 1, 1, stop - start))
-    return ops.where(valid, ops.cast(scores, "float32"), MASKED_LOGIT)
+    """float32 `(batch, heads, queries, stop - start)`; invalid entries `MASKED_LOGIT`.
+
+    Validity rides in the product: the queries get a constant 1 feature, a
+    valid key a 0 there and an invalid key (zeroed) `MASKED_LOGIT`, so the
+    product writes the masked scores itself. Masking them afterwards was one
+    more pass over the largest tensor of the search (on JAX's CPU at d512 with
+    16k entries, 2.1 s -> 1.6 s per search, the same values and indices).
+    """
+    keys = ops.cast(memory_keys[:, start:stop], queries.dtype)
+    valid = ops.expand_dims(ops.expand_dims(memory_valid[:, start:stop], -1), -1)
+    marker = ops.where(valid, 0.0, MASKED_LOGIT)
+    marker = ops.cast(ops.broadcast_to(marker, (*ops.shape(keys)[:3], 1)), queries.dtype)
+    keys = ops.concatenate([ops.where(valid, keys, ops.zeros_like(keys)), marker], axis=-1)
+    ones = ops.ones_like(queries[..., :1])
+    scores = ops.einsum("bqhd,bmhd->bhqm", ops.concatenate([queries, ones], axis=-1), keys)
+    return ops.cast(scores, "float32")
 
 
 def _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, top_k_fn):

@@ -60,6 +60,11 @@ def test_exact_top_k_skips_invalid_entries_in_blocks():
     np.testing.assert_allclose(to_numpy(scores), -np.sort(-brute, -1)[..., :8], atol=1e-5)
     rows = np.arange(2)[:, None, None, None]
     assert valid[rows, to_numpy(indices)].all()
+    # Each (row, head) pair's indices point at its own scores: the search runs
+    # pair by pair on JAX's CPU, and a mixed-up pair would fail here.
+    np.testing.assert_allclose(
+        np.take_along_axis(brute, to_numpy(indices), -1), to_numpy(scores), atol=1e-5
+    )
 
 
 def test_bucketed_is_the_best_entry_of_each_strided_bucket():
