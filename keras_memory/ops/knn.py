@@ -26,7 +26,8 @@ def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
         queries: float tensor `(batch, queries, heads, dim)`.
         memory_keys: float tensor `(batch, memory, heads, dim)`.
         memory_valid: bool tensor `(batch, memory)`; invalid entries are never
-            returned ahead of valid ones and score `MASKED_LOGIT`.
+            returned ahead of valid ones and score `MASKED_LOGIT` (in the
+            queries' precision: bfloat16 queries round it).
         k: int. Neighbours per query, `<= memory`.
         chunk_size: int. Memory entries scored at a time.
 
