@@ -12,8 +12,9 @@ def map_over_leading_axis(fn, *tensors):
     the same slice of the inputs. Elsewhere this is one call of `fn`. On
     JAX's CPU it is `jax.lax.map` over the slices, each call seeing a leading
     axis of 1: jax 0.10's CPU runs a batched matmul several times slower than
-    the same matmuls one by one (16 products `(256, 64) x (64, 16384)`: 256 ms
-    batched, 87 ms as a `lax.map` on 2 cores), and a slice's intermediate
+    the same matmuls one by one (16 products `(256, 64) x (64, 16384)`: 188 ms
+    batched, 76 ms as a `lax.map` on 2 cores, `benchmarks/cpu_kernels.py
+    --case knn_search`), and a slice's intermediate
     tensors are `n` times smaller. Not inside a `keras.distribution`, whose
     sharding a sequential loop over rows would undo.
 
