@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_memory.backend.retrieval import top_k
-from keras_memory.backend.slice_map import map_over_leading_axis
+from keras_memory.backend.slice_map import map_over_leading_axis, slicing_is_faster
 from keras_memory.ops.attention import MASKED_LOGIT
 
 # Entries per block of the two-stage top-k: small blocks make the first
@@ -35,18 +35,21 @@ def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
         `(scores, indices)`: float32 `(batch, heads, queries, k)` and int32
         indices into the memory axis, best first.
     """
+
+    def search(queries, memory_keys, memory_valid):
+        return _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, two_stage_top_k)
+
+    if not slicing_is_faster():
+        # Batched: merging the (row, head) axes below would make a mesh
+        # gather the memory sharded along rows and heads onto every device.
+        return search(queries, memory_keys, memory_valid)
     _, length, heads, dim = queries.shape
     memory_size = memory_keys.shape[1]
     # One (row, head) pair per slice, as a batch of rows with one head each,
-    # so that `map_over_leading_axis` can search pair by pair (on JAX's CPU,
-    # see docs/performance.md).
+    # searched pair by pair (on JAX's CPU, see docs/performance.md).
     pair_queries = ops.reshape(ops.transpose(queries, (0, 2, 1, 3)), (-1, length, 1, dim))
     pair_keys = ops.reshape(ops.transpose(memory_keys, (0, 2, 1, 3)), (-1, memory_size, 1, dim))
     pair_valid = ops.repeat(ops.cast(memory_valid, "bool"), heads, axis=0)
-
-    def search(pair_queries, pair_keys, pair_valid):
-        return _chunked_top_k(pair_queries, pair_keys, pair_valid, k, chunk_size, two_stage_top_k)
-
     scores, indices = map_over_leading_axis(search, pair_queries, pair_keys, pair_valid)
     return (
         ops.reshape(scores, (-1, heads, length, k)),
