@@ -281,7 +281,58 @@ def build_parser():
             "against the distance back to the facts.",
         )
     )
+    _add_speed(
+        benchmarks.add_parser(
+            "speed",
+            help="Training tokens/s, step time, peak memory and MFU of each model kind; "
+            "--peers runs the PyTorch peers in the same run.",
+        )
+    )
     return parser
+
+
+def _add_speed(parser):
+    from keras_memory.bench.configs import SPEED_CONFIGS
+
+    parser.add_argument(
+        "--kind",
+        default="xl",
+        help="Comma-separated model kinds; each is measured in a process of its own.",
+    )
+    parser.add_argument(
+        "--config",
+        default="tiny",
+        help=f"One of {', '.join(SPEED_CONFIGS)} (the reference configs of the peers' figures) "
+        "or a preset name (batch 8).",
+    )
+    parser.add_argument("--steps", type=int, default=10, help="Timed steps.")
+    parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=("float32", "mixed_bfloat16"),
+        help="Default: the config's (p150: mixed_bfloat16), else float32.",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="Default: the config's.")
+    parser.add_argument("--segment-length", type=int, default=None)
+    parser.add_argument("--window-length", type=int, default=None)
+    parser.add_argument("--vocab-size", type=int, default=None)
+    parser.add_argument(
+        "--memory-size", type=int, default=None, help="kNN memory entries (memorizing kinds)."
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="Also run the PyTorch peers of block_recurrent and memorizing on the same config, "
+        "before and after ours (keras_memory.bench.peers says how to install them).",
+    )
+    parser.add_argument(
+        "--peer-path", default=None, help="Directory the peers were pip-installed into."
+    )
+    parser.add_argument("--peer-steps", type=int, default=3, help="Timed steps of each peer.")
+    parser.add_argument(
+        "--output", default=None, help="Append each record (a JSON line) to this file too."
+    )
 
 
 def _add_recall(parser):
@@ -734,9 +785,10 @@ def demo(args):
 
 
 def bench(args):
-    from keras_memory.bench import quality, recall
+    from keras_memory.bench import quality, recall, speed
 
-    return {"quality": quality.main, "recall": recall.main}[args.benchmark](args)
+    benchmarks = {"quality": quality.main, "recall": recall.main, "speed": speed.main}
+    return benchmarks[args.benchmark](args)
 
 
 def main(argv=None):

@@ -20,6 +20,7 @@ PACKAGES = (
     "keras_memory.generation",
     "keras_memory.bench.quality",
     "keras_memory.bench.recall",
+    "keras_memory.bench.speed",
     "keras_memory.plots",
 )
 # Helpers of the modules above that are not part of the API.
@@ -31,6 +32,7 @@ INTERNAL = {
     "keras_memory.bench.quality.english_corpus",
     "keras_memory.bench.quality.main",
     "keras_memory.bench.recall.main",
+    "keras_memory.bench.speed.main",
 }
 
 

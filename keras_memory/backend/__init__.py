@@ -5,7 +5,7 @@ it (approximate top-k kernels, host calls for ScaNN) lives here.
 """
 
 from keras_memory.backend.broadcast_add import add_over_leading_axes
-from keras_memory.backend.device import device_name
+from keras_memory.backend.device import device_name, peak_device_memory_bytes
 from keras_memory.backend.retrieval import approx_max_k, scann_search, top_k
 from keras_memory.backend.slice_map import map_over_leading_axis
 
@@ -14,6 +14,7 @@ __all__ = [
     "approx_max_k",
     "device_name",
     "map_over_leading_axis",
+    "peak_device_memory_bytes",
     "scann_search",
     "top_k",
 ]

@@ -42,3 +42,28 @@ RECALL_MODELS = {
         "long_term_increment": 4,
     },
 }
+
+# `keras-memory bench speed --config NAME`: the configs of the reference
+# figures in shared/bench (a preset, its overrides, the batch size).
+SPEED_CONFIGS = {
+    # The PyTorch peers' CPU config: d512, 6 layers, 8 heads, 4 windows of 512.
+    "d512": {
+        "preset": "small_d512",
+        "window_length": 512,
+        "segment_length": 2048,
+        "batch_size": 2,
+    },
+    # "P150": d1024, 12 layers, 16 heads, 8 windows of 512, batch 8, bf16.
+    "p150": {
+        "preset": "medium_150m",
+        "num_heads": 16,
+        "head_dim": 64,
+        "window_length": 512,
+        "segment_length": 4096,
+        "batch_size": 8,
+        "precision": "mixed_bfloat16",
+    },
+}
+
+# Model kind -> its PyTorch peer (`keras_memory.bench.peers`).
+PEER_OF_KIND = {"block_recurrent": "block_recurrent", "memorizing": "memorizing"}
