@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -151,9 +152,20 @@ def assert_same_run(straight, resumed, steps):
     assert progress_a["step"] == progress_b["step"] == steps
     # Weights include every memory-state variable (non-trainable weights).
     for wa, wb in zip(model_a.weights, model_b.weights, strict=True):
-        np.testing.assert_array_equal(to_numpy(wa), to_numpy(wb), err_msg=wa.path)
+        assert_same(to_numpy(wa), to_numpy(wb), err_msg=wa.path)
     for va, vb in zip(model_a.optimizer.variables, model_b.optimizer.variables, strict=True):
-        np.testing.assert_array_equal(to_numpy(va), to_numpy(vb), err_msg=va.path)
+        assert_same(to_numpy(va), to_numpy(vb), err_msg=va.path)
+
+
+def assert_same(a, b, err_msg):
+    if keras.backend.backend() == "tensorflow":
+        # TensorFlow's gradient sums are not repeatable from one trace to the next:
+        # two fresh processes training Melodi alike differed in the last bit of
+        # some weights (2 runs in 6, op determinism on or off). A wrong resume
+        # (a stale state, a skipped or repeated step) is far outside this.
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7, err_msg=err_msg)
+    else:
+        np.testing.assert_array_equal(a, b, err_msg=err_msg)
 
 
 KIND_OPTIONS = {
