@@ -35,7 +35,7 @@ import time
 import keras
 import numpy as np
 
-from keras_memory.backend.device import device_name
+from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
 
 
@@ -51,26 +51,6 @@ def host_rss_bytes():
     import psutil  # noqa: PLC0415 (only off Linux)
 
     return psutil.Process().memory_info().rss
-
-
-def device_bytes_in_use():
-    """Bytes the backend holds on its first accelerator; None on the CPU."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax  # noqa: PLC0415
-
-        device = jax.local_devices()[0]
-        stats = device.memory_stats() if device.platform != "cpu" else None
-        return None if not stats else stats.get("bytes_in_use")
-    if backend == "torch":
-        import torch  # noqa: PLC0415
-
-        return torch.cuda.memory_allocated() if torch.cuda.is_available() else None
-    import tensorflow as tf  # noqa: PLC0415
-
-    if not tf.config.list_physical_devices("GPU"):
-        return None
-    return tf.config.experimental.get_memory_info("GPU:0")["current"]
 
 
 def memory_state(model):
@@ -157,7 +137,7 @@ def soak(args, kind, emit):
                 "tokens": done * segment,  # read so far by each row
                 "seconds_per_1k_tokens": round(1000 * elapsed / (segments * segment * batch), 5),
                 "rss_bytes": host_rss_bytes(),
-                "device_bytes": device_bytes_in_use(),
+                "device_bytes": device_memory_bytes(),
                 "state_bytes": sum(v.nbytes for v in state.values()),
                 "state_finite": all(bool(np.isfinite(v).all()) for v in floats),
                 "state_max_abs": round(max_abs, 4),

@@ -5,16 +5,16 @@ it (approximate top-k kernels, host calls for ScaNN) lives here.
 """
 
 from keras_memory.backend.broadcast_add import add_over_leading_axes
-from keras_memory.backend.device import device_name, peak_device_memory_bytes
+from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.backend.retrieval import approx_max_k, scann_search, top_k
 from keras_memory.backend.slice_map import map_over_leading_axis
 
 __all__ = [
     "add_over_leading_axes",
     "approx_max_k",
+    "device_memory_bytes",
     "device_name",
     "map_over_leading_axis",
-    "peak_device_memory_bytes",
     "scann_search",
     "top_k",
 ]

@@ -21,8 +21,8 @@ def device_name():
     return tf.config.experimental.get_device_details(gpus[0])["device_name"] if gpus else "cpu"
 
 
-def peak_device_memory_bytes():
-    """Peak bytes the backend has held on its first GPU since start; None on the CPU.
+def device_memory_bytes(peak=False):
+    """Bytes the backend holds on its first GPU (`peak`: the most since start); None on the CPU.
 
     JAX's and TensorFlow's allocators keep the peak for the process;
     PyTorch's is `torch.cuda.max_memory_allocated`.
@@ -31,17 +31,17 @@ def peak_device_memory_bytes():
     if backend == "jax":
         import jax
 
-        device = jax.devices()[0]
-        if device.platform == "cpu":
-            return None
-        stats = device.memory_stats() or {}
-        return stats.get("peak_bytes_in_use")
+        device = jax.local_devices()[0]
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        return stats.get("peak_bytes_in_use" if peak else "bytes_in_use") if stats else None
     if backend == "torch":
         import torch
 
-        return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+        if not torch.cuda.is_available():
+            return None
+        return torch.cuda.max_memory_allocated() if peak else torch.cuda.memory_allocated()
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
         return None
-    return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    return tf.config.experimental.get_memory_info("GPU:0")["peak" if peak else "current"]

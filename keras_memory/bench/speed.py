@@ -26,7 +26,7 @@ import time
 import keras
 import numpy as np
 
-from keras_memory.backend.device import device_name, peak_device_memory_bytes
+from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.bench.configs import PEER_OF_KIND, SPEED_CONFIGS
 from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
 
@@ -167,7 +167,7 @@ def measure_training_speed(
         "tokens_per_s": round(tokens_per_s, 1),
         "model_tflops_per_s": round(flops * tokens_per_s / 1e12, 4),
         "mfu": None if utilisation is None else round(utilisation, 4),
-        "peak_device_bytes": peak_device_memory_bytes(),
+        "peak_device_bytes": device_memory_bytes(peak=True),
         "peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "loss": round(float(loss), 4),
         "device": device,
