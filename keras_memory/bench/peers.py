@@ -18,7 +18,9 @@ Install them beside the project, not into it: `pip install --target DIR
 --no-deps block-recurrent-transformer-pytorch==0.4.4
 memorizing-transformers-pytorch==0.4.1 einops einops-exts beartype faiss-cpu
 joblib cloudpickle`, then `--peer-path DIR`. When a peer cannot be imported
-the line says `skipped` and why.
+the line says `skipped` and why; when its training step raises, `failed` and
+the error (memorizing-transformers-pytorch 0.4.1 cannot train in bfloat16: its
+kNN search hands bfloat16 queries to numpy).
 """
 
 import argparse
@@ -132,12 +134,15 @@ def measure(args):
             torch.cuda.synchronize()
 
     times = []
-    for i in range(args.warmup + args.steps):
-        start = time.perf_counter()
-        step()
-        wait()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
+    try:
+        for i in range(args.warmup + args.steps):
+            start = time.perf_counter()
+            step()
+            wait()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - start)
+    except Exception as error:  # the peer's own failure: reported, not ours to fix
+        return {**record, "failed": f"{type(error).__name__}: {error}"}
     step_time = statistics.median(times)
     return {
         **record,
