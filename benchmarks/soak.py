@@ -37,6 +37,7 @@ import numpy as np
 
 from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
+from keras_memory.plots import cost_by_document_length
 
 
 def host_rss_bytes():
@@ -135,6 +136,7 @@ def soak(args, kind, emit):
                 **base,
                 "event": "interval",
                 "tokens": done * segment,  # read so far by each row
+                "interval_tokens": segments * segment,
                 "seconds_per_1k_tokens": round(1000 * elapsed / (segments * segment * batch), 5),
                 "rss_bytes": host_rss_bytes(),
                 "device_bytes": device_memory_bytes(),
@@ -182,6 +184,9 @@ def summarize(base, records):
         "cost_ratio_quarters": round(
             float(np.median(costs[-quarter:]) / np.median(costs[:quarter])), 3
         ),
+        "seconds_per_1k_tokens_by_length": {
+            str(n): round(c, 5) for n, c in cost_by_document_length(records).items()
+        },
         "state_bytes": last["state_bytes"],
         "state_bytes_constant": len({r["state_bytes"] for r in records}) == 1,
         "state_finite": all(r["state_finite"] for r in records),
@@ -217,6 +222,9 @@ def main():
         help="torch.set_num_threads (torch only); 1 is 5-7x faster than 2 on 2 busy cores",
     )
     parser.add_argument("--plot", help="PNG file: cost and RSS against tokens, one line per kind")
+    parser.add_argument(
+        "--length-plot", help="PNG file: cost per token and peak RSS against document length"
+    )
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     args.segment_length = args.segment_length or PRESETS[args.preset]["segment_length"]
@@ -238,12 +246,21 @@ def main():
         base, records = soak(args, kind, emit)
         emit(summarize(base, records))
         results[kind] = records
+    title = f"{keras.backend.backend()}, {device_name()}, preset {args.preset}"
     if args.plot:
         from keras_memory.plots import plot_soak  # noqa: PLC0415 (matplotlib only here)
 
         os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
-        title = f"{keras.backend.backend()}, {device_name()}, preset {args.preset}"
         print(plot_soak(results, args.plot, title=title), file=sys.stderr)
+    if args.length_plot:
+        from keras_memory.plots import plot_cost_by_document_length  # noqa: PLC0415
+
+        os.makedirs(os.path.dirname(os.path.abspath(args.length_plot)), exist_ok=True)
+        mode = "training" if args.train else "inference"
+        print(
+            plot_cost_by_document_length(results, args.length_plot, title=f"{title}, {mode}"),
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

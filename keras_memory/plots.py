@@ -177,6 +177,96 @@ def plot_soak(results, path, title=None):
     return path
 
 
+def cost_by_document_length(records, lengths=None):
+    """Mean cost per token of documents of each length, from one soak's intervals.
+
+    Streaming is causal: a document of `L` tokens costs what the first `L`
+    tokens of a longer one cost, so the mean over the intervals that end by
+    `L` is the cost per token of an `L`-token document (compilation, in the
+    soak's warm-up, excluded).
+
+    Args:
+        records: list of a soak's `"event": "interval"` dicts, in order,
+            with `tokens` (read so far), `interval_tokens` and
+            `seconds_per_1k_tokens`.
+        lengths: ints, or None for 4k, 16k, ... up to the tokens read.
+
+    Returns:
+        dict of length -> seconds per 1k tokens, for the lengths that the
+        intervals reach.
+    """
+    if lengths is None:
+        lengths, length = [], 4096
+        while records and length <= records[-1]["tokens"]:
+            lengths.append(length)
+            length *= 4
+    costs = {}
+    for length in lengths:
+        done = [r for r in records if r["tokens"] <= length]
+        tokens = sum(r["interval_tokens"] for r in done)
+        if tokens:
+            seconds = sum(r["seconds_per_1k_tokens"] * r["interval_tokens"] for r in done)
+            costs[length] = seconds / tokens
+    return costs
+
+
+def plot_cost_by_document_length(results, path, title=None):
+    """Saves cost per token against document length, one line per model kind.
+
+    Two panels against the document length (log scale): milliseconds per 1k
+    tokens of a document of that length (`cost_by_document_length`), and the
+    process's highest resident memory (RSS) while reading it, as growth over
+    the first interval. Flat lines mean linear cost and bounded memory.
+
+    Args:
+        results: dict of label -> list of a soak's interval records
+            (`benchmarks/soak.py`).
+        path: str. PNG file to write.
+        title: str or None. Figure title.
+
+    Returns:
+        `path`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, (cost, rss) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    for label, records in results.items():
+        costs = cost_by_document_length(records)
+        lengths = list(costs)
+        cost.plot(lengths, [1000 * costs[n] for n in lengths], marker="o", label=label)
+        first = records[0]["rss_bytes"]
+        peaks = [max(r["rss_bytes"] for r in records if r["tokens"] <= n) - first for n in lengths]
+        rss.plot(lengths, [p / 2**20 for p in peaks], marker="o", label=label)
+    cost.set_yscale("log")
+    cost.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    cost.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    cost.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    cost.set_ylabel("ms per 1k tokens (log scale)")
+    cost.set_title("cost per token of a document", fontsize=10)
+    rss.set_ylabel("peak host RSS growth (MiB)")
+    rss.set_title("host memory while reading it", fontsize=10)
+    for ax in (cost, rss):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(
+            matplotlib.ticker.FuncFormatter(
+                lambda n, _: f"{n / 2**20:g}M" if n >= 2**20 else f"{n / 2**10:g}k"
+            )
+        )
+        ax.set_xlabel("document length (tokens)")
+        ax.grid(alpha=0.3, which="both")
+    cost.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_memory_sharding(path, batch_size=8, num_heads=4, mesh_shape=(4, 2)):
     """Saves a diagram of which device holds which part of a kNN memory.
 

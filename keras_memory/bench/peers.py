@@ -27,6 +27,7 @@ import argparse
 import datetime
 import importlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -35,6 +36,17 @@ PACKAGES = {
     "block_recurrent": ("block_recurrent_transformer_pytorch", "0.4.4"),
     "memorizing": ("memorizing_transformers_pytorch", "0.4.1"),
 }
+
+
+def host_allocator():
+    """`"tcmalloc"` or `"jemalloc"` when preloaded (`LD_PRELOAD`), else `"default"`.
+
+    On the CPU the allocator moves the figures: XLA's and PyTorch's large
+    temporary buffers come back from glibc's malloc as fresh pages, which
+    the kernel zeroes on first touch each step; tcmalloc keeps them.
+    """
+    preloaded = os.path.basename(os.environ.get("LD_PRELOAD", ""))
+    return next((name for name in ("tcmalloc", "jemalloc") if name in preloaded), "default")
 
 
 def block_recurrent_step(torch, package, args, device):
@@ -151,6 +163,7 @@ def measure(args):
         "tokens_per_s": round(args.batch * args.window * args.segments / step_time, 1),
         "peak_device_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        "allocator": host_allocator(),
         "date": datetime.date.today().isoformat(),
     }
 

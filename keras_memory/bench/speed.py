@@ -28,6 +28,7 @@ import numpy as np
 
 from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.bench.configs import PEER_OF_KIND, SPEED_CONFIGS
+from keras_memory.bench.peers import host_allocator
 from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
 
 # Dense bfloat16 matmul peaks (no sparsity), FLOP/s, by a fragment of the
@@ -171,6 +172,7 @@ def measure_training_speed(
         "peak_host_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "loss": round(float(loss), 4),
         "device": device,
+        "allocator": host_allocator(),
         "date": datetime.date.today().isoformat(),
     }
 

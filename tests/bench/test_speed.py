@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_memory.bench.peers import host_allocator
 from keras_memory.bench.speed import (
     measure_training_speed,
     mfu,
@@ -155,3 +156,10 @@ def test_bad_speed_options_are_one_clear_error(option, message, capsys):
         main(["bench", "speed", option])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_allocator_is_named_from_ld_preload(monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+    assert host_allocator() == "tcmalloc"
+    monkeypatch.delenv("LD_PRELOAD")
+    assert host_allocator() == "default"
