@@ -13,6 +13,10 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   position bias, scale) for several `query_block` sizes.
 - `matmul`: GFLOP/s of a `(4096, 512) x (512, 2048)` matmul and of the batched `(16, 512, 64) x
   (16, 64, 1024)` attention-shaped matmul, in JAX and, when it is installed, PyTorch.
+- `matmul` also times the plain product in bfloat16 (XLA's bfloat16-out and float32-out
+  forms, PyTorch's): the CPU's bfloat16 ceiling.
+- `allocation`: writing a new 134 MB float32 buffer (`x * 2`) against reading one (`sum`):
+  run it with and without `LD_PRELOAD` of tcmalloc to see what the allocator costs.
 - `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
   products `(256, 64) x (64, 16384)` batched and as a `jax.lax.map` (the form
   `map_over_leading_axis` gives on JAX's CPU), and `keras_memory.ops.exact_top_k` of 2,048
@@ -127,11 +131,20 @@ def matmul(rng, repeats):
     q = rng.standard_normal((16, 512, 64), dtype=np.float32)
     k = rng.standard_normal((16, 1024, 64), dtype=np.float32)
     flops = {"plain": 2 * 4096 * 512 * 2048, "batched": 2 * 16 * 512 * 1024 * 64}
+    flops["plain_bf16"] = flops["plain_bf16_f32_out"] = flops["plain"]
+    a16, b16 = jnp.asarray(a, jnp.bfloat16), jnp.asarray(b, jnp.bfloat16)
     jax_fns = {
         "plain": (jax.jit(lambda a, b: a @ b), (jnp.asarray(a), jnp.asarray(b))),
         "batched": (
             jax.jit(lambda q, k: jnp.einsum("bqd,bkd->bqk", q, k)),
             (jnp.asarray(q), jnp.asarray(k)),
+        ),
+        # What Keras's mixed_bfloat16 Dense asks for (bfloat16 out), and the
+        # same product accumulated into float32: XLA's CPU runs them apart.
+        "plain_bf16": (jax.jit(lambda a, b: a @ b), (a16, b16)),
+        "plain_bf16_f32_out": (
+            jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32)),
+            (a16, b16),
         ),
     }
     for name, (fn, args) in jax_fns.items():
@@ -143,6 +156,10 @@ def matmul(rng, repeats):
         return
     torch_fns = {
         "plain": (lambda a, b: a @ b, (torch.from_numpy(a), torch.from_numpy(b))),
+        "plain_bf16": (
+            lambda a, b: a @ b,
+            (torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()),
+        ),
         "batched": (
             lambda q, k: torch.einsum("bqd,bkd->bqk", q, k),
             (torch.from_numpy(q), torch.from_numpy(k)),
@@ -157,6 +174,13 @@ def matmul(rng, repeats):
             times.append(time.perf_counter() - start)
         ms = round(statistics.median(times) * 1e3, 1)
         emit("matmul", f"torch_{name}", ms, gflops=round(flops[name] / ms / 1e6, 1))
+
+
+def allocation(rng, repeats):
+    # The size of the Memorizing layer's retrieved keys at d512: (2, 8, 2048, 32, 64).
+    x = jnp.asarray(rng.standard_normal((2, 8, 2048, 32, 64), dtype=np.float32))
+    emit("allocation", "write_new_134mb", median_ms(jax.jit(lambda x: x * 2.0), x, repeats=repeats))
+    emit("allocation", "read_134mb", median_ms(jax.jit(lambda x: x.sum(-1)), x, repeats=repeats))
 
 
 def knn_search(rng, repeats):
@@ -189,12 +213,19 @@ def main():
     parser.add_argument(
         "--case",
         action="append",
-        choices=["reduce_leading", "ffn", "attention", "matmul", "knn_search"],
+        choices=["reduce_leading", "ffn", "attention", "matmul", "knn_search", "allocation"],
     )
     parser.add_argument("--query-blocks", default="512,256,128,64")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    cases = args.case or ["reduce_leading", "ffn", "attention", "matmul", "knn_search"]
+    cases = args.case or [
+        "reduce_leading",
+        "ffn",
+        "attention",
+        "matmul",
+        "knn_search",
+        "allocation",
+    ]
     if "reduce_leading" in cases:
         reduce_leading(rng, args.repeats)
     if "ffn" in cases:
@@ -205,6 +236,8 @@ def main():
         matmul(rng, args.repeats)
     if "knn_search" in cases:
         knn_search(rng, args.repeats)
+    if "allocation" in cases:
+        allocation(rng, args.repeats)
 
 
 if __name__ == "__main__":

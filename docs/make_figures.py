@@ -2,14 +2,17 @@
 
 python docs/make_figures.py
 
-The soak figure is drawn from the JSON lines `benchmarks/soak.py` saved in
-benchmarks/results/soak_jax_cpu.jsonl (skipped when that file is absent).
+The soak figures are drawn from the JSON lines `benchmarks/soak.py` saved in
+benchmarks/results/ (each skipped when its file is absent): soak.png from
+soak_jax_cpu.jsonl, cost_by_length.png (cost per token against document length,
+training) from soak_train_jax_cpu_2026-12-03.jsonl.
 """
 
 import json
 import os
 
 from keras_memory.plots import (
+    plot_cost_by_document_length,
     plot_melodi_mask,
     plot_memory_sharding,
     plot_soak,
@@ -17,7 +20,9 @@ from keras_memory.plots import (
 )
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOAK_RESULTS = os.path.join(HERE, os.pardir, "benchmarks", "results", "soak_jax_cpu.jsonl")
+RESULTS = os.path.join(HERE, os.pardir, "benchmarks", "results")
+SOAK_RESULTS = os.path.join(RESULTS, "soak_jax_cpu.jsonl")
+TRAIN_SOAK_RESULTS = os.path.join(RESULTS, "soak_train_jax_cpu_2026-12-03.jsonl")
 
 
 def soak_results(path):
@@ -43,3 +48,7 @@ if __name__ == "__main__":
     if os.path.isfile(SOAK_RESULTS):
         results, title = soak_results(SOAK_RESULTS)
         print(plot_soak(results, os.path.join(images, "soak.png"), title=title))
+    if os.path.isfile(TRAIN_SOAK_RESULTS):
+        results, title = soak_results(TRAIN_SOAK_RESULTS)
+        path = os.path.join(images, "cost_by_length.png")
+        print(plot_cost_by_document_length(results, path, title=f"{title}, training"))

@@ -233,7 +233,7 @@ def plot_cost_by_document_length(results, path, title=None):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    fig, (cost, rss) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+    fig, (cost, rss) = plt.subplots(1, 2, figsize=(11, 4), dpi=120)
     for label, records in results.items():
         costs = cost_by_document_length(records)
         lengths = list(costs)
@@ -258,7 +258,7 @@ def plot_cost_by_document_length(results, path, title=None):
         )
         ax.set_xlabel("document length (tokens)")
         ax.grid(alpha=0.3, which="both")
-    cost.legend(fontsize=8)
+    rss.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
