@@ -156,12 +156,7 @@ def plot_soak(results, path, title=None):
         cost.plot(tokens, [1000 * r["seconds_per_1k_tokens"] for r in records], label=label)
         first = records[0]["rss_bytes"]
         rss.plot(tokens, [(r["rss_bytes"] - first) / 2**20 for r in records], label=label)
-    cost.set_yscale("log")
-    cost.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-    cost.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    cost.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    cost.set_ylabel("ms per 1k tokens (log scale)")
-    cost.set_title("cost per token", fontsize=10)
+    _cost_axis(cost, "cost per token")
     rss.set_ylabel("host RSS change since the first interval (MiB)")
     rss.set_title("host memory", fontsize=10)
     for ax in (cost, rss):
@@ -175,6 +170,18 @@ def plot_soak(results, path, title=None):
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _cost_axis(ax, title):
+    """A log-scale axis of milliseconds per 1k tokens, labelled in plain numbers."""
+    import matplotlib.ticker
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylabel("ms per 1k tokens (log scale)")
+    ax.set_title(title, fontsize=10)
 
 
 def cost_by_document_length(records, lengths=None):
@@ -241,12 +248,7 @@ def plot_cost_by_document_length(results, path, title=None):
         first = records[0]["rss_bytes"]
         peaks = [max(r["rss_bytes"] for r in records if r["tokens"] <= n) - first for n in lengths]
         rss.plot(lengths, [p / 2**20 for p in peaks], marker="o", label=label)
-    cost.set_yscale("log")
-    cost.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-    cost.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    cost.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    cost.set_ylabel("ms per 1k tokens (log scale)")
-    cost.set_title("cost per token of a document", fontsize=10)
+    _cost_axis(cost, "cost per token of a document")
     rss.set_ylabel("peak host RSS growth (MiB)")
     rss.set_title("host memory while reading it", fontsize=10)
     for ax in (cost, rss):

@@ -1,1 +1,1 @@
-"""Benchmarks behind `keras-memory bench`: quality evidence, recall reach."""
+"""Benchmarks behind `keras-memory bench`: quality evidence, recall reach, training speed."""

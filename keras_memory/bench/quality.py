@@ -162,15 +162,9 @@ def run_quality(corpora=("code", "kjv"), models=tuple(MODELS), report=print, **t
 
 def main(args):
     """Runs `keras-memory bench quality`: one JSON line per (corpus, model)."""
-    import json
+    from keras_memory.bench.records import json_lines_reporter
 
-    def report(record):
-        line = json.dumps(record)
-        print(json.dumps({k: v for k, v in record.items() if k != "losses"}), flush=True)
-        if args.output:
-            with open(args.output, "a") as f:
-                f.write(line + "\n")
-
+    report = json_lines_reporter(args.output, hidden=("losses",))
     records = run_quality(
         corpora=[c for c in args.corpora.split(",") if c],
         models=[m for m in args.models.split(",") if m],

@@ -166,14 +166,9 @@ def run_recall(models=tuple(RECALL_MODELS), report=print, **options):
 
 def main(args):
     """Runs `keras-memory bench recall`: one JSON line per model."""
-    import json
+    from keras_memory.bench.records import json_lines_reporter
 
-    def report(record):
-        print(json.dumps(record), flush=True)
-        if args.output:
-            with open(args.output, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
+    report = json_lines_reporter(args.output)
     records = run_recall(
         models=[m for m in args.models.split(",") if m],
         report=report,

@@ -29,6 +29,7 @@ import numpy as np
 from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.bench.configs import PEER_OF_KIND, SPEED_CONFIGS
 from keras_memory.bench.peers import host_allocator
+from keras_memory.bench.records import json_lines_reporter
 from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
 
 # Dense bfloat16 matmul peaks (no sparsity), FLOP/s, by a fragment of the
@@ -252,6 +253,10 @@ def _wait_for(model):
         tf.test.experimental.sync_devices()
 
 
+# The preset keys `bench speed` takes as options.
+_OVERRIDES = ("segment_length", "window_length", "vocab_size", "memory_size")
+
+
 def _measure_in_child(kind, args):
     command = [sys.executable, "-m", "keras_memory.cli", "bench", "speed", "--kind", kind]
     for flag in ("config", "steps", "warmup", "precision", "batch_size", *_OVERRIDES):
@@ -264,18 +269,10 @@ def _measure_in_child(kind, args):
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-_OVERRIDES = ("segment_length", "window_length", "vocab_size", "memory_size")
-
-
 def main(args):
     """Runs `keras-memory bench speed`: one JSON line per measurement."""
 
-    def report(record):
-        print(json.dumps(record), flush=True)
-        if args.output:
-            with open(args.output, "a") as f:
-                f.write(json.dumps(record) + "\n")
-
+    report = json_lines_reporter(args.output)
     kinds = [k for k in args.kind.split(",") if k]
     if not kinds or set(kinds) - set(MODEL_KINDS):
         raise ValueError(f"`--kind` must name kinds of {MODEL_KINDS}; got {args.kind!r}.")
