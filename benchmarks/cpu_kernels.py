@@ -15,6 +15,10 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   (16, 64, 1024)` attention-shaped matmul, in JAX and, when it is installed, PyTorch.
 - `matmul` also times the plain product in bfloat16 (XLA's bfloat16-out and float32-out
   forms, PyTorch's): the CPU's bfloat16 ceiling.
+- `dense_grad`: forward and backward (the three products of a training step) of a dense
+  layer's `(2, 2048, 512) x (512, 2048)` product in float32, in bfloat16, in bfloat16
+  accumulated into float32 with JAX's own gradient, and through
+  `keras_memory.backend.accumulating_matmul` (whose gradient accumulates in float32 too).
 - `allocation`: writing a new 134 MB float32 buffer (`x * 2`) against reading one (`sum`):
   run it with and without `LD_PRELOAD` of tcmalloc to see what the allocator costs.
 - `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
@@ -176,6 +180,33 @@ def matmul(rng, repeats):
         emit("matmul", f"torch_{name}", ms, gflops=round(flops[name] / ms / 1e6, 1))
 
 
+def dense_grad(rng, repeats):
+    import keras
+
+    from keras_memory.backend import accumulating_matmul
+
+    if keras.backend.backend() != "jax":
+        raise SystemExit("the dense_grad case times JAX: run it with KERAS_BACKEND=jax")
+    x = rng.standard_normal((2, 2048, 512), dtype=np.float32)
+    kernel = rng.standard_normal((512, 2048), dtype=np.float32) * 0.05
+    flops = 3 * 2 * 4096 * 512 * 2048
+    products = {
+        "float32": (jnp.matmul, jnp.float32),
+        "bf16": (jnp.matmul, jnp.bfloat16),
+        "bf16_f32_accumulation_jax_grad": (
+            lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32).astype(a.dtype),
+            jnp.bfloat16,
+        ),
+        "bf16_accumulating_matmul": (accumulating_matmul, jnp.bfloat16),
+    }
+    for name, (product, dtype) in products.items():
+        grad = jax.jit(
+            jax.grad(lambda a, b, p=product: p(a, b).astype(jnp.float32).sum(), argnums=(0, 1))
+        )
+        ms = median_ms(grad, jnp.asarray(x, dtype), jnp.asarray(kernel, dtype), repeats=repeats)
+        emit("dense_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
+
+
 def allocation(rng, repeats):
     # The size of the Memorizing layer's retrieved keys at d512: (2, 8, 2048, 32, 64).
     x = jnp.asarray(rng.standard_normal((2, 8, 2048, 32, 64), dtype=np.float32))
@@ -213,7 +244,15 @@ def main():
     parser.add_argument(
         "--case",
         action="append",
-        choices=["reduce_leading", "ffn", "attention", "matmul", "knn_search", "allocation"],
+        choices=[
+            "reduce_leading",
+            "ffn",
+            "attention",
+            "matmul",
+            "dense_grad",
+            "knn_search",
+            "allocation",
+        ],
     )
     parser.add_argument("--query-blocks", default="512,256,128,64")
     args = parser.parse_args()
@@ -223,6 +262,7 @@ def main():
         "ffn",
         "attention",
         "matmul",
+        "dense_grad",
         "knn_search",
         "allocation",
     ]
@@ -234,6 +274,8 @@ def main():
         attention(rng, args.repeats, [int(b) for b in args.query_blocks.split(",")])
     if "matmul" in cases:
         matmul(rng, args.repeats)
+    if "dense_grad" in cases:
+        dense_grad(rng, args.repeats)
     if "knn_search" in cases:
         knn_search(rng, args.repeats)
     if "allocation" in cases:

@@ -1,5 +1,6 @@
 """Keras layers, one class per module."""
 
+from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
 from keras_memory.layers.dense_kv_attention import DenseKVAttention
 from keras_memory.layers.feed_forward import FeedForward
@@ -12,6 +13,7 @@ from keras_memory.layers.transformer_block import TransformerBlock
 from keras_memory.layers.xl_attention import XLAttention
 
 __all__ = [
+    "AccumulatingDense",
     "BlockRecurrentAttention",
     "DenseKVAttention",
     "FeedForward",

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.input_checks import check_choice, check_int, check_number
 from keras_memory.layers.xl_attention import XLAttention, zero_rows
 from keras_memory.ops.attention import dense_attention
@@ -211,7 +212,7 @@ class BlockRecurrentAttention(XLAttention):
     def _dense(self, units, shape, name):
         # Bias-free, like every projection and feed-forward in meliad.
         return self._sublayer(
-            keras.layers.Dense,
+            AccumulatingDense,
             shape,
             units=units,
             use_bias=False,
@@ -232,7 +233,7 @@ class BlockRecurrentAttention(XLAttention):
             return
         for kind in ("forget", "input"):
             layer = self._sublayer(
-                keras.layers.Dense,
+                AccumulatingDense,
                 (None, self.num_states, gate_inputs),
                 units=hidden,
                 kernel_initializer=keras.initializers.VarianceScaling(

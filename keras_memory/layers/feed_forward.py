@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.input_checks import (
     check_activation,
     check_initializer,
@@ -68,7 +69,7 @@ class FeedForward(keras.layers.Layer):
             raise ValueError(f"`x` must be (..., hidden_dim); got shape {tuple(input_shape)}.")
         self.hidden_dim = hidden_dim = input_shape[-1]
         if self.gated:
-            self.gate = keras.layers.Dense(
+            self.gate = AccumulatingDense(
                 self.intermediate_dim,
                 activation=GATED_ACTIVATIONS[self.activation],
                 use_bias=False,
@@ -79,7 +80,7 @@ class FeedForward(keras.layers.Layer):
                 name="gate",
             )
             self.gate.build(input_shape)
-        self.intermediate = keras.layers.Dense(
+        self.intermediate = AccumulatingDense(
             self.intermediate_dim,
             activation=None if self.gated else self.activation,
             use_bias=False,
@@ -90,7 +91,7 @@ class FeedForward(keras.layers.Layer):
             name="intermediate",
         )
         self.intermediate.build(input_shape)
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = AccumulatingDense(
             hidden_dim,
             use_bias=False,
             kernel_initializer=keras.initializers.get(

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.feed_forward import GATED_ACTIVATIONS, FeedForward
 from keras_memory.layers.input_checks import (
     check_activation,
@@ -184,7 +185,7 @@ class MelodiLayer(MemoryLayer):
 
     def _dense(self, units, shape, name):
         return self._sublayer(
-            keras.layers.Dense(
+            AccumulatingDense(
                 units,
                 use_bias=False,
                 kernel_initializer=keras.initializers.get(

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.input_checks import (
     check_bool,
     check_initializer,
@@ -221,7 +222,7 @@ class XLAttention(MemoryLayer):
         self._check_build_shape(input_shape)
         self.hidden_dim = input_shape[-1]
         inner_dim = self.num_heads * self.head_dim
-        self.qkv_projection = keras.layers.Dense(
+        self.qkv_projection = AccumulatingDense(
             3 * inner_dim,
             use_bias=False,
             kernel_initializer=keras.initializers.get(
@@ -231,7 +232,7 @@ class XLAttention(MemoryLayer):
             name="qkv_projection",
         )
         self.qkv_projection.build(input_shape)
-        self.output_projection = keras.layers.Dense(
+        self.output_projection = AccumulatingDense(
             self.hidden_dim,
             use_bias=False,
             kernel_initializer=keras.initializers.get(
@@ -263,7 +264,7 @@ class XLAttention(MemoryLayer):
                 name="register_values", shape=register_shape, initializer="random_normal"
             )
         if self.read_recurrent_state:
-            self.recurrent_query_projection = keras.layers.Dense(
+            self.recurrent_query_projection = AccumulatingDense(
                 inner_dim,
                 use_bias=False,
                 kernel_initializer=keras.initializers.get(

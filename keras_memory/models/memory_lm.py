@@ -7,6 +7,8 @@ import os
 import keras
 from keras import ops
 
+from keras_memory.backend import accumulating_matmul
+from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
 from keras_memory.layers.input_checks import check_bool, check_int, check_number, static_shape
 from keras_memory.layers.memory_layer import MemoryLayer
@@ -153,11 +155,11 @@ class MemoryLM(SegmentLM):
         )
         if embedding_dim is not None:
             dense = dict(use_bias=False, dtype=self.dtype_policy)
-            self.input_projection = keras.layers.Dense(hidden_dim, name="input_projection", **dense)
+            self.input_projection = AccumulatingDense(hidden_dim, name="input_projection", **dense)
             self.input_norm = keras.layers.RMSNormalization(
                 epsilon=epsilon, dtype=self.dtype_policy, name="input_norm"
             )
-            self.output_projection = keras.layers.Dense(
+            self.output_projection = AccumulatingDense(
                 embedding_dim, name="output_projection", **dense
             )
         self.blocks = blocks
@@ -238,7 +240,7 @@ class MemoryLM(SegmentLM):
         if self.embedding_dim is not None:
             hidden = self.output_projection(hidden)
         embeddings = ops.cast(self.token_embedding.embeddings, hidden.dtype)
-        logits = ops.matmul(hidden, ops.transpose(embeddings))
+        logits = accumulating_matmul(hidden, ops.transpose(embeddings))
         return ops.cast(logits, "float32") / math.sqrt(embeddings.shape[-1])
 
     def save_to_preset(self, directory):
