@@ -164,6 +164,13 @@ def block_recurrent_attention(**options):
     )
 
 
+def accumulating_dense(rng):
+    layer = layers.AccumulatingDense(INTERMEDIATE, activation="gelu", name="dense")
+    x = features(rng)
+    layer(x)
+    return {**assign_weights(layer, rng), "segment_0": to_numpy(layer(x))}
+
+
 def feed_forward(activation):
     def run(rng):
         layer = layers.FeedForward(INTERMEDIATE, activation=activation, name="ffn")
@@ -244,6 +251,7 @@ REGISTRY = {
             )
         ),
     ),
+    "AccumulatingDense": Entry(("AccumulatingDense",), accumulating_dense),
     "FeedForward": Entry(("FeedForward",), feed_forward("gelu")),
     "FeedForward/swiglu": Entry(("FeedForward",), feed_forward("swiglu")),
     # Chunks smaller than the memory: the exact search merges per-chunk top-k.
