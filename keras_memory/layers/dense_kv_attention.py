@@ -117,7 +117,8 @@ class DenseKVAttention(XLAttention):
             state["memory_keys"], state["memory_values"], state["memory_valid"], reset
         )
         scale = (
-            ops.reshape(ops.abs(self.attention_scale), (1, -1, 1, 1))
+            # float32 like the logits it scales; autocast reads it as bfloat16.
+            ops.reshape(ops.cast(ops.abs(self.attention_scale), "float32"), (1, -1, 1, 1))
             if self.normalize_keys
             else 1.0
         )

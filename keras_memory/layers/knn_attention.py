@@ -191,11 +191,14 @@ class KNNAttention(XLAttention):
             scann_index=memory_index(self) if self.retrieval == "scann" else None,
         )
         found = ops.stop_gradient(scores) > MASKED_LOGIT / 2
+        # In the memory's precision, as the search scored them: casting the
+        # retrieved keys down would be a pass over the largest tensor here.
         keys = gather_memory(memory_keys, indices)  # (batch, heads, S, k, dim)
-        scores = ops.einsum("bqhd,bhqkd->bhqk", queries, ops.cast(keys, queries.dtype))
+        scores = ops.einsum("bqhd,bhqkd->bhqk", ops.cast(queries, keys.dtype), keys)
         scores = ops.where(found, ops.cast(scores, "float32"), MASKED_LOGIT)
         if self.normalize_keys:
-            scores = scores * ops.reshape(ops.abs(self.attention_scale), (1, -1, 1, 1))
+            scale = ops.cast(ops.abs(self.attention_scale), scores.dtype)  # autocast: bfloat16
+            scores = scores * ops.reshape(scale, (1, -1, 1, 1))
         weights = safe_softmax(scores, found)  # (batch, heads, S, k)
         retrieved = gather_memory(memory_values, indices)  # (batch, heads, S, k, dim)
         outputs = ops.einsum("bhqk,bhqkd->bqhd", weights, retrieved)

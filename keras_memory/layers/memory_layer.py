@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_memory.layers.call_arguments import convert_call_arguments
 from keras_memory.layers.input_checks import (
     check_bool,
     check_float_input,
@@ -57,6 +58,11 @@ class MemoryLayer(keras.layers.Layer):
         self.stateful = check_bool("stateful", stateful)
         self._state_variables = None
         self._state_batch_size = None
+        # Keras would cast every floating argument, the state included, to
+        # the compute dtype: under a mixed policy a float32 memory would come
+        # back bfloat16 from the first functional call on (rounded, and a new
+        # trace). `__call__` converts the arguments itself, the state apart.
+        self._convert_input_args = False
 
     def state_shapes(self, batch_size):
         """Returns `{name: (shape, dtype)}` of the state for `batch_size` rows."""
@@ -134,6 +140,10 @@ class MemoryLayer(keras.layers.Layer):
                 )
         elif state is not None:
             self.check_state(state, batch_size)
+            state = {
+                name: ops.cast(state[name], dtype)
+                for name, (_, dtype) in self.state_shapes(batch_size).items()
+            }
         reset = check_reset(reset, batch_size, prefix=f"Layer '{self.name}': ")
         if self.stateful and not functional:
             state = self.read_state()
@@ -150,6 +160,10 @@ class MemoryLayer(keras.layers.Layer):
 
     def call_with_state(self, x, state, reset, training):
         raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        args, kwargs = convert_call_arguments(self, args, kwargs)
+        return super().__call__(*args, **kwargs)
 
     def input_width(self):
         """The feature width of `x` the layer was built for; None before `build`."""

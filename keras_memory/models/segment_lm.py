@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_memory.layers.call_arguments import convert_call_arguments
 from keras_memory.layers.input_checks import (
     check_reset,
     dtype_name,
@@ -50,12 +51,18 @@ class SegmentLM(keras.Model):
 
         return layout_map(device_mesh, model_parallel_dim_name, data_parallel_dim_name)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # `__call__` converts the arguments, keeping the state's dtypes.
+        self._convert_input_args = False
+
     def __call__(self, inputs, *args, **kwargs):
         # Checks concrete (numpy) inputs before they reach a backend kernel,
         # where an out-of-range id would be silently clipped or crash.
         tokens = inputs.get("tokens") if isinstance(inputs, dict) else inputs
         if isinstance(tokens, (np.ndarray, list, tuple)):
             self.check_tokens(tokens)
+        (inputs, *args), kwargs = convert_call_arguments(self, (inputs, *args), kwargs)
         return super().__call__(inputs, *args, **kwargs)
 
     def unpack_inputs(self, inputs, state):

@@ -15,7 +15,10 @@ BLOCK_SIZE = 32
 def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
     """The `k` memory entries with the largest `q . key`, per query and head.
 
-    Scores are computed chunk by chunk over the memory with a running top-k
+    Scores are computed in the memory's precision (float32 under a mixed
+    policy: bfloat16 queries are cast up, not the memory down, which would
+    round near-equal scores together and cost a pass over the memory), chunk
+    by chunk over the memory with a running top-k
     merge, so the score tensor never exceeds `(batch, heads, queries,
     chunk_size)`. Inside a chunk the top-k is taken in two exact stages
     (`two_stage_top_k`): the `k` blocks of `BLOCK_SIZE` entries with the
@@ -26,8 +29,7 @@ def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
         queries: float tensor `(batch, queries, heads, dim)`.
         memory_keys: float tensor `(batch, memory, heads, dim)`.
         memory_valid: bool tensor `(batch, memory)`; invalid entries are never
-            returned ahead of valid ones and score `MASKED_LOGIT` (in the
-            queries' precision: bfloat16 queries round it).
+            returned ahead of valid ones and score `MASKED_LOGIT`.
         k: int. Neighbours per query, `<= memory`.
         chunk_size: int. Memory entries scored at a time.
 
@@ -153,15 +155,14 @@ def scann_top_k(queries, memory_keys, memory_valid, k, index=None):
     from keras_memory.backend import scann_search
 
     queries = ops.convert_to_tensor(queries)
+    search_queries = ops.stop_gradient(ops.cast(queries, memory_keys.dtype))
     ids = ops.stop_gradient(
-        scann_search(
-            ops.stop_gradient(queries), memory_keys, ops.cast(memory_valid, "bool"), k, index
-        )
+        scann_search(search_queries, memory_keys, ops.cast(memory_valid, "bool"), k, index)
     )
     found = ids >= 0
     indices = ops.where(found, ids, 0)
     keys = gather_memory(memory_keys, indices)  # (batch, heads, queries, k, dim)
-    scores = ops.einsum("bqhd,bhqkd->bhqk", queries, ops.cast(keys, queries.dtype))
+    scores = ops.einsum("bqhd,bhqkd->bhqk", ops.cast(queries, keys.dtype), keys)
     return ops.where(found, ops.cast(scores, "float32"), MASKED_LOGIT), indices
 
 
@@ -192,10 +193,11 @@ def _chunk_scores(queries, memory_keys, memory_valid, start, stop):
     more pass over the largest tensor of the search. Valid scores are
     unchanged (their extra term is an exact zero).
     """
-    keys = ops.cast(memory_keys[:, start:stop], queries.dtype)
+    queries = ops.cast(queries, memory_keys.dtype)
+    keys = memory_keys[:, start:stop]
     valid = ops.expand_dims(ops.expand_dims(memory_valid[:, start:stop], -1), -1)
     marker = ops.where(valid, 0.0, MASKED_LOGIT)
-    marker = ops.cast(ops.broadcast_to(marker, (*ops.shape(keys)[:3], 1)), queries.dtype)
+    marker = ops.cast(ops.broadcast_to(marker, (*ops.shape(keys)[:3], 1)), keys.dtype)
     keys = ops.concatenate([ops.where(valid, keys, ops.zeros_like(keys)), marker], axis=-1)
     ones = ops.ones_like(queries[..., :1])
     scores = ops.einsum("bqhd,bmhd->bhqm", ops.concatenate([queries, ones], axis=-1), keys)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from keras import ops
 
 from keras_memory.layers import KNNAttention
 from keras_memory.ops import (
@@ -119,6 +120,40 @@ def test_every_retrieval_runs_in_the_layer(retrieval):
     y, _ = layer(x, state=state, reset=np.array([False, False]))
     assert np.all(np.isfinite(to_numpy(y)))
     assert KNNAttention.from_config(layer.get_config()).retrieval == retrieval
+
+
+@pytest.mark.parametrize("retrieval", ["exact", "bucketed", "approx", "scann"])
+def test_bfloat16_queries_are_scored_in_the_memorys_float32(retrieval):
+    # Scores 1 + i * 1e-4 are one number in bfloat16 (its step near 1 is
+    # 2^-7): a search scored in the queries' bfloat16 could not rank them.
+    memory = 64
+    keys = np.zeros((1, memory, 1, 8), "float32")
+    keys[0, :, 0, 0] = 1 + 1e-4 * np.arange(memory)
+    queries = np.zeros((1, 2, 1, 8), "float32")
+    queries[..., 0] = 1.0  # exact in bfloat16
+    valid = np.ones((1, memory), bool)
+    scores, indices = retrieve_top_k(
+        retrieval, ops.cast(queries, "bfloat16"), keys, valid, 4, chunk_size=32
+    )
+    # The four highest; bucketed's four strided buckets each end in one of them.
+    want = [60, 61, 62, 63]
+    assert sorted(to_numpy(indices)[0, 0, 0].tolist()) == want
+    assert str(to_numpy(scores).dtype) == "float32"
+    np.testing.assert_allclose(
+        np.sort(to_numpy(scores)[0, 0, 0]), 1 + 1e-4 * np.array(want), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("retrieval", ["exact", "scann"])
+def test_mixed_precision_layer_retrieves_from_its_float32_memory(retrieval):
+    layer = KNNAttention(
+        2, 4, 4, memory_size=32, num_neighbors=4, retrieval=retrieval, dtype="mixed_bfloat16"
+    )
+    x = np.random.default_rng(0).standard_normal((2, 8, 8)).astype("float32")
+    _, state = layer(x, reset=np.array([True, True]))
+    y, state = layer(x, state=state, reset=np.array([False, False]))
+    assert str(to_numpy(state["memory_keys"]).dtype) == "float32"
+    assert np.all(np.isfinite(to_numpy(ops.cast(y, "float32"))))
 
 
 def test_bad_retrieval_arguments():
