@@ -49,6 +49,8 @@ from keras_memory.ops import (  # noqa: E402
     t5_relative_position_buckets,
 )
 
+CASES = ("reduce_leading", "ffn", "attention", "matmul", "dense_grad", "knn_search", "allocation")
+
 
 def median_ms(fn, *args, repeats):
     jax.block_until_ready(fn(*args))
@@ -244,28 +246,12 @@ def main():
     parser.add_argument(
         "--case",
         action="append",
-        choices=[
-            "reduce_leading",
-            "ffn",
-            "attention",
-            "matmul",
-            "dense_grad",
-            "knn_search",
-            "allocation",
-        ],
+        choices=CASES,
     )
     parser.add_argument("--query-blocks", default="512,256,128,64")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    cases = args.case or [
-        "reduce_leading",
-        "ffn",
-        "attention",
-        "matmul",
-        "dense_grad",
-        "knn_search",
-        "allocation",
-    ]
+    cases = args.case or CASES
     if "reduce_leading" in cases:
         reduce_leading(rng, args.repeats)
     if "ffn" in cases:
