@@ -18,12 +18,12 @@ def exact_top_k(queries, memory_keys, memory_valid, k, chunk_size=8192):
     Scores are computed in the memory's precision (float32 under a mixed
     policy: bfloat16 queries are cast up, not the memory down, which would
     round near-equal scores together and cost a pass over the memory), chunk
-    by chunk over the memory with a running top-k
-    merge, so the score tensor never exceeds `(batch, heads, queries,
-    chunk_size)`. Inside a chunk the top-k is taken in two exact stages
-    (`two_stage_top_k`): the `k` blocks of `BLOCK_SIZE` entries with the
-    highest maxima, then the top `k` of those blocks' entries, which sorts far
-    fewer scores than one top-k over the chunk.
+    by chunk over the memory with a running top-k merge, so the score tensor
+    never exceeds `(batch, heads, queries, chunk_size)`. Inside a chunk the
+    top-k is taken in two exact stages (`two_stage_top_k`): the `k` blocks of
+    `BLOCK_SIZE` entries with the highest maxima, then the top `k` of those
+    blocks' entries, which sorts far fewer scores than one top-k over the
+    chunk.
 
     Args:
         queries: float tensor `(batch, queries, heads, dim)`.
