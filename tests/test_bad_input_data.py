@@ -265,3 +265,14 @@ def test_load_tokenizer_rejects_bad_files_by_directory(tmp_path, content):
 def test_load_tokenizer_missing_file_names_the_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="`directory`"):
         load_tokenizer(os.path.join(tmp_path, "nothing-here"))
+
+
+def test_count_messages_give_the_bounds_and_numpy_ints_pass():
+    docs = [np.arange(3, 12)]
+    with pytest.raises(ValueError, match=r"`pad_id` must be an int >= 0 and < 50; got 50\."):
+        SegmentStream(docs, 2, 4, vocab_size=VOCAB, pad_id=VOCAB)
+    with pytest.raises(ValueError, match=r"`batch_size` must be a positive int; got np\.True_"):
+        SegmentStream(docs, np.bool_(True), 4)
+    stream = SegmentStream(docs, np.int64(2), np.int32(4), seed=np.uint8(0), pad_id=np.int16(0))
+    assert stream.batch_size == 2 and type(stream.segment_length) is int
+    assert StepWindow(stream, np.int64(0), np.int8(1)).num_steps == 1

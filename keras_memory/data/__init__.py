@@ -1,23 +1,27 @@
 """Long documents in: tokenizers, corpora and in-order segment streams."""
 
-from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteTokenizer
 from keras_memory.data.corpora import Corpus, python_source_corpus, text_files_corpus
 from keras_memory.data.kjv import kjv_corpus
 from keras_memory.data.pg19 import pg19_corpus
 from keras_memory.data.step_window import StepWindow
-from keras_memory.data.streaming import SegmentStream, document_segments, special_token_ids
+from keras_memory.data.streaming import SegmentStream, document_segments
 from keras_memory.data.synthetic import (
     SyntheticDocument,
     associative_recall_documents,
     passkey_documents,
 )
 from keras_memory.data.tokenizers import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
     BytePairTokenizer,
+    ByteTokenizer,
     HubTokenizer,
     SentencePieceTokenizer,
     load_tokenizer,
     make_tokenizer,
     save_tokenizer,
+    special_token_ids,
     tokenize_in_tf_data,
     train_bpe,
     train_sentencepiece,

@@ -5,7 +5,7 @@ import os
 import sysconfig
 import zlib
 
-from keras_memory.data.byte_tokenizer import ByteTokenizer
+from keras_memory.data.tokenizers.byte_tokenizer import ByteTokenizer
 
 
 class Corpus:
@@ -46,8 +46,21 @@ def _in_split(relative_path, split, validation_fraction):
     return is_validation == (split == "validation")
 
 
-def _split_names(names, split, validation_fraction):
-    """Indices of `names` in `split`; 2+ documents always give 1+ validation one."""
+def split_names(names, split, validation_fraction):
+    """Indices of the documents `names` in `split`, a stable split by name.
+
+    A document's split depends on its name alone (a hash), so adding or
+    removing documents never moves another across it; 2+ documents always
+    give 1+ validation one, and a single document is in both splits.
+
+    Args:
+        names: list of str. The documents' names (e.g. relative paths).
+        split: `"train"`, `"validation"` or None (every document).
+        validation_fraction: float. Share of the documents in validation.
+
+    Returns:
+        A list of indices into `names`.
+    """
     if split is None or len(names) == 1:
         return list(range(len(names)))  # A single document is both splits.
     if split not in ("train", "validation"):
@@ -187,5 +200,5 @@ def text_files_corpus(path, pattern="**/*", split=None, validation_fraction=0.05
             f"`path` {path!r} holds no UTF-8 text: {len(skipped)} file(s) "
             "skipped (not UTF-8 or empty)."
         )
-    chosen = _split_names(names, split, validation_fraction)
+    chosen = split_names(names, split, validation_fraction)
     return Corpus([names[i] for i in chosen], [texts[i] for i in chosen], skipped)

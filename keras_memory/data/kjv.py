@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 
-from keras_memory.data.corpora import Corpus, _split_names
+from keras_memory.data.corpora import Corpus, split_names
 
 # Everything, first verse to last, in the program's own reference syntax.
 WHOLE_BIBLE = "Genesis 1:1-Revelation 22:21"
@@ -63,7 +63,7 @@ def kjv_corpus(split="train", validation_fraction=0.1, program=None, data_path=N
     names, texts = parse_books(printed.stdout.decode("utf-8", errors="replace"))
     if not names:
         raise ValueError(f"`{' '.join(command)}` printed no books; {INSTALL_HINT}.")
-    chosen = _split_names(names, split, validation_fraction)
+    chosen = split_names(names, split, validation_fraction)
     return Corpus([names[i] for i in chosen], [texts[i] for i in chosen], skipped={})
 
 

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_memory.data.streaming import check_count
+from keras_memory.ops.checks import check_int
 
 
 class StepWindow(keras.utils.PyDataset):
@@ -25,8 +25,8 @@ class StepWindow(keras.utils.PyDataset):
             raise ValueError(
                 f"`stream` must be a SegmentStream (with `set_epoch`); got {type(stream).__name__}."
             )
-        first_step = check_count("first_step", first_step, minimum=0)
-        num_steps = check_count("num_steps", num_steps)
+        first_step = check_int("first_step", first_step, minimum=0)
+        num_steps = check_int("num_steps", num_steps)
         self.stream = stream
         self.first_step = first_step
         self.num_steps = num_steps

@@ -11,7 +11,8 @@ segments.
 import keras
 import numpy as np
 
-from keras_memory.data.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID
+from keras_memory.data.tokenizers.byte_tokenizer import BOS_ID, EOS_ID, PAD_ID
+from keras_memory.ops.checks import check_int
 
 
 def document_segments(tokens, segment_length, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID):
@@ -32,9 +33,9 @@ def document_segments(tokens, segment_length, bos_id=BOS_ID, eos_id=EOS_ID, pad_
         Two int32 arrays `(num_segments, segment_length)`, padded with
         `pad_id`.
     """
-    segment_length = check_count("segment_length", segment_length)
+    segment_length = check_int("segment_length", segment_length)
     special = {
-        name: check_count(name, value, minimum=0)
+        name: check_int(name, value, minimum=0)
         for name, value in (("bos_id", bos_id), ("eos_id", eos_id), ("pad_id", pad_id))
     }
     tokens = check_token_ids("tokens", tokens)
@@ -100,12 +101,12 @@ class SegmentStream(keras.utils.PyDataset):
         pad_id=PAD_ID,
     ):
         super().__init__()
-        batch_size = check_count("batch_size", batch_size)
-        segment_length = check_count("segment_length", segment_length)
-        vocab_size = check_count("vocab_size", vocab_size, allow_none=True)
-        seed = check_count("seed", seed, minimum=0, allow_none=True)
+        batch_size = check_int("batch_size", batch_size)
+        segment_length = check_int("segment_length", segment_length)
+        vocab_size = check_int("vocab_size", vocab_size, allow_none=True)
+        seed = check_int("seed", seed, minimum=0, allow_none=True)
         special_ids = {
-            name: check_count(name, value, minimum=0, maximum=vocab_size)
+            name: check_int(name, value, minimum=0, maximum=vocab_size)
             for name, value in (("bos_id", bos_id), ("eos_id", eos_id), ("pad_id", pad_id))
         }
         if documents is None or isinstance(documents, (str, bytes, dict)):
@@ -205,7 +206,7 @@ class SegmentStream(keras.utils.PyDataset):
         at times (e.g. before the first epoch) that make them no basis for a
         deterministic order.
         """
-        self._epoch = check_count("epoch", epoch, minimum=0)
+        self._epoch = check_int("epoch", epoch, minimum=0)
         self._layout()
 
     def as_tf_dataset(self):
@@ -223,33 +224,6 @@ class SegmentStream(keras.utils.PyDataset):
         return tf.data.Dataset.from_generator(
             lambda: (self[i] for i in range(len(self))), output_signature=signature
         )
-
-
-def check_count(name, value, minimum=1, maximum=None, allow_none=False):
-    """Returns `value` as an int in `[minimum, maximum)`, or raises ValueError naming `name`.
-
-    Python and numpy integers pass; bools, floats and strings do not.
-
-    Args:
-        name: str. The argument's name, shown in the message.
-        value: the argument.
-        minimum: int. Smallest allowed value.
-        maximum: int or None. Values must be below it.
-        allow_none: bool. Let None through.
-
-    Returns:
-        `int(value)`, or None.
-    """
-    if value is None and allow_none:
-        return None
-    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-    if not is_int or value < minimum or (maximum is not None and value >= maximum):
-        upper = "" if maximum is None else f" and < {maximum}"
-        raise ValueError(
-            f"`{name}` must be an int >= {minimum}{upper}{' or None' if allow_none else ''}; "
-            f"got {value!r}."
-        )
-    return int(value)
 
 
 def check_token_ids(name, tokens, vocab_size=None):
@@ -285,34 +259,3 @@ def check_token_ids(name, tokens, vocab_size=None):
 
 def _num_segments(num_tokens, segment_length):
     return -(-(num_tokens + 1) // segment_length)
-
-
-def special_token_ids(tokenizer):
-    """`SegmentStream`'s `bos_id`, `eos_id` and `pad_id` for a keras-hub tokenizer.
-
-    BOS and EOS are the tokenizer's `start_token_id` and `end_token_id`
-    (GPT-2: both `<|endoftext|>`, 50256, the separator it was trained with;
-    OPT: both `</s>`, 2). Padding is `pad_token_id` only where that is one of
-    the tokenizer's special tokens (OPT: `<pad>`, 1): keras-hub's GPT-2
-    tokenizer reports `pad_token_id = 0`, the ordinary token "!", and padding
-    with it would drop every "!" from the loss. GPT-2 has no padding token,
-    so it pads with `<|endoftext|>`; the loss then ignores the EOS target
-    too, one token per document, and keeps every real token.
-
-    Args:
-        tokenizer: a keras-hub tokenizer with `end_token_id`.
-
-    Returns:
-        `{"bos_id": int, "eos_id": int, "pad_id": int}`.
-    """
-    eos = getattr(tokenizer, "end_token_id", None)
-    if eos is None:
-        raise ValueError(
-            f"`tokenizer` ({type(tokenizer).__name__}) has no end_token_id to separate documents."
-        )
-    bos = getattr(tokenizer, "start_token_id", None)
-    bos = eos if bos is None else bos
-    pad = getattr(tokenizer, "pad_token_id", None)
-    if pad is None or pad not in getattr(tokenizer, "special_token_ids", ()):
-        pad = eos
-    return {"bos_id": int(bos), "eos_id": int(eos), "pad_id": int(pad)}

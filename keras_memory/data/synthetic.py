@@ -19,7 +19,8 @@ import dataclasses
 
 import numpy as np
 
-from keras_memory.data.byte_tokenizer import ByteTokenizer
+from keras_memory.data.tokenizers.byte_tokenizer import ByteTokenizer
+from keras_memory.ops.checks import check_int
 
 _PASSKEY_STATEMENT = "The pass key is "
 _PASSKEY_REMEMBER = ". Remember it. "
@@ -121,11 +122,6 @@ def _check_filler_text(text):
         raise ValueError(f"`filler` text must be ASCII without digits; got {text[:40]!r}.")
 
 
-def _check_count(name, value, minimum=1):
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}; got {value!r}.")
-
-
 def _digits(rng, length):
     """A random number of exactly `length` digits (no leading zero)."""
     first = str(int(rng.integers(1, 10)))
@@ -169,10 +165,10 @@ def passkey_documents(num_documents, distance, seed=0, filler="words", key_lengt
     key = ByteTokenizer().decode(tokens[start:end])
     ```
     """
-    _check_count("num_documents", num_documents)
-    _check_count("key_length", key_length)
-    _check_count("seed", seed, minimum=0)
-    _check_count("distance", distance, minimum=PASSKEY_MIN_DISTANCE)
+    check_int("num_documents", num_documents)
+    check_int("key_length", key_length)
+    check_int("seed", seed, minimum=0)
+    check_int("distance", distance, minimum=PASSKEY_MIN_DISTANCE)
     if filler not in ("words", "classic"):
         _check_filler_text(filler)
     documents = []
@@ -268,11 +264,11 @@ def associative_recall_documents(
     assert start - fact_end == 200
     ```
     """
-    _check_count("num_documents", num_documents)
-    _check_count("num_pairs", num_pairs)
-    _check_count("key_length", key_length)
-    _check_count("value_length", value_length)
-    _check_count("seed", seed, minimum=0)
+    check_int("num_documents", num_documents)
+    check_int("num_pairs", num_pairs)
+    check_int("key_length", key_length)
+    check_int("value_length", value_length)
+    check_int("seed", seed, minimum=0)
     if num_pairs > 9 * 10 ** (key_length - 1):
         raise ValueError(
             f"`num_pairs` must be <= {9 * 10 ** (key_length - 1)} for distinct "
@@ -280,11 +276,11 @@ def associative_recall_documents(
         )
     if num_queries is None:
         num_queries = num_pairs
-    _check_count("num_queries", num_queries)
+    check_int("num_queries", num_queries)
     if num_queries > num_pairs:
         raise ValueError(f"`num_queries` must be <= num_pairs={num_pairs}; got {num_queries}.")
     minimum = associative_recall_min_distance(num_pairs, key_length, value_length)
-    _check_count("distance", distance, minimum=minimum)
+    check_int("distance", distance, minimum=minimum)
     if filler not in ("words", "classic"):
         _check_filler_text(filler)
 

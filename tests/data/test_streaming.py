@@ -5,7 +5,6 @@ from keras_memory.data import (
     BOS_ID,
     EOS_ID,
     PAD_ID,
-    ByteTokenizer,
     SegmentStream,
     document_segments,
 )
@@ -106,14 +105,6 @@ def test_document_segments_pads_the_last_segment():
     inputs, targets = document_segments(np.array([10, 11, 12]), 3)
     np.testing.assert_array_equal(inputs, [[BOS_ID, 10, 11], [12, PAD_ID, PAD_ID]])
     np.testing.assert_array_equal(targets, [[10, 11, 12], [EOS_ID, PAD_ID, PAD_ID]])
-
-
-def test_byte_tokenizer_round_trip():
-    tokenizer = ByteTokenizer()
-    text = "def f(x):\n    return 'é' * x\n"
-    ids = tokenizer.encode(text)
-    assert ids.min() >= 3 and ids.max() < tokenizer.vocab_size
-    assert tokenizer.decode(ids) == text
 
 
 def test_bad_input_is_refused_with_the_argument_named():

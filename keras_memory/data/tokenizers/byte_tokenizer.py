@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from keras_memory.data.tokenizers.config_file import write_config
+
 PAD_ID = 0
 BOS_ID = 1
 EOS_ID = 2
@@ -78,10 +80,8 @@ class ByteTokenizer:
 
     def save(self, directory):
         """Writes `tokenizer.json` into `directory`, for `load_tokenizer`."""
-        from keras_memory.data.tokenizers import _write_config
-
         os.makedirs(directory, exist_ok=True)
-        _write_config(directory, self.kind, self.vocab_size, files={})
+        write_config(directory, self, files={})
 
     def __repr__(self):
         return f"ByteTokenizer(vocab_size={self.vocab_size})"

@@ -15,13 +15,16 @@ import keras
 from keras import ops
 
 
-def check_int(name, value, minimum=1, allow_none=False):
+def check_int(name, value, minimum=1, maximum=None, allow_none=False):
     """Returns `value` as a Python int, or raises ValueError naming `name`.
 
     Args:
         name: str. The argument's name, shown in the message.
-        value: the argument. Python and numpy integers pass; bools do not.
+        value: the argument. Python and numpy integers pass; bools (Python
+            or numpy), floats and strings do not.
         minimum: int or None. Smallest allowed value (None: any int).
+        maximum: int or None. Values must be below it (exclusive; None: no
+            upper bound).
         allow_none: bool. Let None through (returned as None).
 
     Returns:
@@ -30,13 +33,20 @@ def check_int(name, value, minimum=1, allow_none=False):
     Example:
     ```python
     num_heads = check_int("num_heads", num_heads)  # raises for 0, -1, 2.0, True
+    pad_id = check_int("pad_id", pad_id, minimum=0, maximum=vocab_size)
     ```
     """
     if value is None and allow_none:
         return None
-    too_small = minimum is not None and value < minimum if _is_int(value) else True
-    if too_small:
-        what = {None: "an int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+    bad = not _is_int(value)
+    bad = bad or (minimum is not None and value < minimum)
+    bad = bad or (maximum is not None and value >= maximum)
+    if bad:
+        if maximum is None:
+            what = {None: "an int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
+        else:
+            what = "an int" if minimum is None else f"an int >= {minimum} and"
+            what += f" < {maximum}"
         raise ValueError(
             f"`{name}` must be {what}{' or None' if allow_none else ''}; got {value!r}."
         )
