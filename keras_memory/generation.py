@@ -3,7 +3,7 @@
 import numpy as np
 from keras import ops
 
-from keras_memory.data.byte_tokenizer import PAD_ID
+from keras_memory.data.tokenizers.byte_tokenizer import PAD_ID
 from keras_memory.models.rebuild import rebuild_model
 
 

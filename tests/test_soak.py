@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
-from keras_memory.layers.melodi_layer import MelodiLayer
+from keras_memory.memories import get_kind
+from keras_memory.memories.block_recurrent.block_recurrent_attention import BlockRecurrentAttention
+from keras_memory.memories.melodi.melodi_layer import MelodiLayer
 from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
-from keras_memory.models.blocks import MEMORY_KINDS
 
 BATCH = 2
 SEGMENT = 64  # two windows of the tiny preset
@@ -29,7 +29,7 @@ MAX_ABS = 1e3
 
 
 def soak_model(kind):
-    options = {"memory_size": MEMORY_SIZE} if kind in MEMORY_KINDS else {}
+    options = {"memory_size": MEMORY_SIZE} if "memory_size" in get_kind(kind).option_names() else {}
     model = MemoryLM.from_preset("tiny", kind=kind, stateful=True, **options)
     model.build({"tokens": (BATCH, SEGMENT), "reset": (BATCH,)})
     return model

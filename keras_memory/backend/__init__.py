@@ -6,7 +6,7 @@ it (approximate top-k kernels, host calls for ScaNN) lives here.
 
 from keras_memory.backend.accumulating_matmul import accumulating_matmul
 from keras_memory.backend.broadcast_add import add_over_leading_axes
-from keras_memory.backend.device import device_memory_bytes, device_name
+from keras_memory.backend.device import device_memory_bytes, device_name, wait_for_variables
 from keras_memory.backend.retrieval import approx_max_k, scann_search, top_k
 from keras_memory.backend.slice_map import map_over_leading_axis
 
@@ -19,4 +19,5 @@ __all__ = [
     "map_over_leading_axis",
     "scann_search",
     "top_k",
+    "wait_for_variables",
 ]

@@ -45,3 +45,24 @@ def device_memory_bytes(peak=False):
     if not tf.config.list_physical_devices("GPU"):
         return None
     return tf.config.experimental.get_memory_info("GPU:0")["peak" if peak else "current"]
+
+
+def wait_for_variables(model):
+    """Blocks until the device has finished every pending update of `model`'s variables.
+
+    Timing a step needs it: the backends return before the device is done.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        jax.block_until_ready([v.value for v in model.variables])
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    else:
+        import tensorflow as tf
+
+        tf.test.experimental.sync_devices()

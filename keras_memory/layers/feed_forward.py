@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_memory.layers.accumulating_dense import AccumulatingDense
-from keras_memory.layers.input_checks import (
+from keras_memory.ops.checks import (
     check_activation,
     check_initializer,
     check_int,

@@ -1,10 +1,10 @@
-"""The base class of every layer that carries memory across segments."""
+"""The base class of every layer that carries memory across segments, and its helpers."""
 
 import keras
 from keras import ops
 
 from keras_memory.layers.call_arguments import convert_call_arguments
-from keras_memory.layers.input_checks import (
+from keras_memory.ops.checks import (
     check_bool,
     check_float_input,
     check_reset,
@@ -104,6 +104,15 @@ class MemoryLayer(keras.layers.Layer):
             raise ValueError(f"Layer '{self.name}' is not stateful.")
         for variable in (self._state_variables or {}).values():
             variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
+
+    def state_variables(self):
+        """Returns `{name: variable}`: the variables a stateful layer keeps its state in.
+
+        Empty for a functional (`stateful=False`) layer and before `build`.
+        The variables are non-trainable and sized for the batch the layer was
+        built with; `read_state()` returns their values as tensors.
+        """
+        return dict(self._state_variables or {})
 
     def read_state(self):
         """Returns a stateful layer's current state as a dict of tensors."""
@@ -254,3 +263,78 @@ class MemoryLayer(keras.layers.Layer):
         config = super().get_config()
         config["stateful"] = self.stateful
         return config
+
+
+def zero_rows(tensor, keep):
+    """Zeroes the batch rows of `tensor` where `keep` is False.
+
+    How a state entry forgets a document: a row that starts a new document
+    (`reset`) reads zeros, the other rows their carried values.
+
+    Args:
+        tensor: tensor `(batch, ...)`.
+        keep: bool tensor `(batch,)`.
+
+    Returns:
+        A tensor like `tensor`.
+    """
+    keep = ops.reshape(keep, (-1,) + (1,) * (len(tensor.shape) - 1))
+    return ops.where(keep, tensor, ops.zeros_like(tensor))
+
+
+def memory_layers(model_or_layer):
+    """Returns every `MemoryLayer` in a model or layer, itself included, each once.
+
+    Walks public routes only: a `keras.Model`'s `layers`, and for any other
+    layer its public attributes that hold a layer or a list, tuple or dict of
+    layers (`TransformerBlock.attention`, `MemoryLM.blocks`, ...). Layers
+    come depth first: a model's in its `layers` order, a layer's sublayers
+    by attribute name; a `TransformerBlock` comes before its attention
+    layer (the block's state is its attention's).
+
+    Args:
+        model_or_layer: a `keras.layers.Layer` or `keras.Model`.
+
+    Returns:
+        A list of `MemoryLayer`s.
+
+    Example:
+    ```python
+    model = keras_memory.models.MemoryLM.from_preset("tiny", kind="xl")
+    [layer.name for layer in memory_layers(model)][:2]  # ['block_0', 'attention_0']
+    ```
+    """
+    found, seen = [], set()
+
+    def visit(layer):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if isinstance(layer, MemoryLayer):
+            found.append(layer)
+        for child in _sublayers(layer):
+            visit(child)
+
+    visit(model_or_layer)
+    return found
+
+
+def _sublayers(layer):
+    """The layers directly under `layer`, found through its public interface."""
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    children = []
+    # `dir`, not `vars`: on torch a sublayer is kept in the module's own
+    # registry, not in `__dict__`. Instance attributes only: the class's
+    # properties and methods hold no sublayer (and some raise when unbuilt).
+    for name in dir(layer):
+        if name.startswith("_") or hasattr(type(layer), name):
+            continue
+        value = getattr(layer, name, None)
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, (list, tuple)):
+            children.extend(v for v in value if isinstance(v, keras.layers.Layer))
+        elif isinstance(value, keras.layers.Layer):
+            children.append(value)
+    return children

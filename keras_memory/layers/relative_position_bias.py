@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memory.layers.input_checks import check_bool, check_initializer, check_int
+from keras_memory.ops.checks import check_bool, check_initializer, check_int
 from keras_memory.ops.position_bias import (
     relative_positions,
     t5_relative_position_buckets,

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_memory.layers.input_checks import (
+from keras_memory.ops.checks import (
     check_bool,
     check_int,
     check_number,

@@ -3,8 +3,8 @@
 import keras
 
 from keras_memory.layers.feed_forward import GATED_ACTIVATIONS, FeedForward
-from keras_memory.layers.input_checks import check_activation, check_int, check_number
 from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.ops.checks import check_activation, check_int, check_number
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")

@@ -1,5 +1,5 @@
 """Losses for training memory models."""
 
-from keras_memory.losses.simctg import simctg_contrastive_loss
+from keras_memory.memories.lswt.simctg import simctg_contrastive_loss
 
 __all__ = ["simctg_contrastive_loss"]

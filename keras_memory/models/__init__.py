@@ -1,6 +1,6 @@
 """Models assembled from the memory layers, and their presets."""
 
-from keras_memory.models.blocks import MODEL_KINDS, make_blocks
+from keras_memory.memories.registry import MODEL_KINDS, make_blocks
 from keras_memory.models.melodi_lm import MelodiLM
 from keras_memory.models.memory_lm import MemoryLM
 from keras_memory.models.presets import MEMORY_SIZES, PRESETS

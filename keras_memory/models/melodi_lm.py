@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_memory.layers.melodi_layer import MelodiLayer
+from keras_memory.memories.melodi.melodi_layer import MelodiLayer
+from keras_memory.memories.stack import LayerByLayer
 from keras_memory.models.memory_lm import MemoryLM
 
 
@@ -59,35 +60,44 @@ class MelodiLM(MemoryLM):
             initializer=keras.initializers.TruncatedNormal(stddev=0.25),
         )
         self.build_embedding(token_shape)
-        windows = None if length is None else length // self.window_length
-        packed = None if windows is None else windows * (self.window_length + self.summary_size)
         for block in self.blocks:
             if not block.built:
-                block.build((batch, packed, self.hidden_dim))
+                block.build(self.block_input_shape(block, batch, length))
         self.final_norm.build((batch, length, self.hidden_dim))
         self.built = True
 
-    def block_input_shape(self, block, batch, length):
+    def num_windows(self, length):
+        """Windows in a segment of `length` tokens (None for an unknown length).
+
+        Raises:
+            ValueError: `length` is not a multiple of `window_length`.
+        """
         if length is not None and length % self.window_length:
             raise ValueError(
                 f"The segment length of `tokens` ({length}) must be a multiple of `window_length` "
                 f"({self.window_length})."
             )
-        windows = None if length is None else length // self.window_length
+        return None if length is None else length // self.window_length
+
+    def block_input_shape(self, block, batch, length):
+        # Each window's tokens, then its summary tokens, packed along the sequence.
+        windows = self.num_windows(length)
         packed = None if windows is None else windows * (self.window_length + self.summary_size)
         return (batch, packed, self.hidden_dim)
 
     def call_stack(self, x, state, reset, training):
         length = x.shape[1]
-        if length is None or length % self.window_length:
-            raise ValueError(
-                f"The segment length of `tokens` ({length}) must be a multiple of `window_length` "
-                f"({self.window_length})."
-            )
-        windows = length // self.window_length
+        windows = self.num_windows(length)
+        if windows is None:
+            raise ValueError("A MelodiLM needs a static segment length.")
         summary = ops.cast(self.summary_embeddings, x.dtype)
         summary = ops.tile(summary[None], (ops.shape(x)[0], windows, 1))
-        packed, new_state = self._call_by_layer(
-            ops.concatenate([x, summary], axis=1), state, reset, training
+        packed, new_state = LayerByLayer()(
+            self.blocks,
+            ops.concatenate([x, summary], axis=1),
+            state,
+            reset,
+            training,
+            self.stateful,
         )
         return packed[:, :length], new_state

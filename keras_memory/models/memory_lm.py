@@ -9,13 +9,14 @@ from keras import ops
 
 from keras_memory.backend import accumulating_matmul
 from keras_memory.layers.accumulating_dense import AccumulatingDense
-from keras_memory.layers.block_recurrent_attention import BlockRecurrentAttention
-from keras_memory.layers.input_checks import check_bool, check_int, check_number, static_shape
 from keras_memory.layers.memory_layer import MemoryLayer
-from keras_memory.losses.simctg import simctg_contrastive_loss
-from keras_memory.models.blocks import make_blocks
+from keras_memory.memories.lswt.simctg import simctg_contrastive_loss
+from keras_memory.memories.registry import all_option_names, get_kind, make_blocks, stack_runner
 from keras_memory.models.presets import PRESETS
+from keras_memory.models.rebuild import rebuild_model
 from keras_memory.models.segment_lm import SegmentLM
+from keras_memory.ops.checks import check_bool, check_int, check_number, static_shape
+from keras_memory.version import __version__
 
 # The model file inside a directory written by `save_to_preset`.
 PRESET_MODEL_FILE = "model.keras"
@@ -163,7 +164,9 @@ class MemoryLM(SegmentLM):
                 embedding_dim, name="output_projection", **dense
             )
         self.blocks = blocks
-        self._recurrent_writer, self._recurrent_readers = _feedback_roles(blocks)
+        # How the blocks run over a segment: layer by layer, unless their kind
+        # needs otherwise (Block-Recurrent feedback runs window by window).
+        self.stack_runner = stack_runner(blocks)
 
     @classmethod
     def from_preset(cls, preset, kind="xl", stateful=False, dtype=None, **overrides):
@@ -175,8 +178,9 @@ class MemoryLM(SegmentLM):
                 a directory written by `save_to_preset` (its trained model;
                 `stateful` and `memory_size` may then differ from the saved
                 ones, nothing else).
-            kind: str. Memory kind, one of `keras_memory.models.MODEL_KINDS`;
-                `"melodi"` returns a `MelodiLM`.
+            kind: str. Memory kind, one of `keras_memory.memories.kind_names()`;
+                the kind picks the model class (`"melodi"` returns a
+                `MelodiLM`). A preset's options of other kinds are left out.
             stateful: bool. Keep memory in variables for `model.fit`.
             dtype: dtype policy, e.g. `"mixed_bfloat16"`.
             **overrides: any preset key (`vocab_size`, `window_length`, ...)
@@ -189,7 +193,12 @@ class MemoryLM(SegmentLM):
                 f"Unknown preset {preset!r}: not one of {sorted(PRESETS)} nor a directory "
                 f"holding a saved {PRESET_MODEL_FILE}."
             )
-        config = {**PRESETS[preset], **overrides}
+        spec = get_kind(kind)
+        preset_config = dict(PRESETS[preset])
+        # A preset sizes every kind: other kinds' options in it are not this one's.
+        for key in all_option_names() - set(spec.option_names()):
+            preset_config.pop(key, None)
+        config = {**preset_config, **overrides}
         for key in _DATA_KEYS:
             config.pop(key, None)
         vocab_size = config.pop("vocab_size")
@@ -206,9 +215,10 @@ class MemoryLM(SegmentLM):
             if key in config
         }
         blocks = make_blocks(kind, stateful=stateful, dtype=dtype, **config)
-        if kind == "melodi" and not issubclass(cls, _melodi_lm()):
-            # Melodi's summary tokens live in the model: the kind picks the class.
-            cls = _melodi_lm()
+        # The kind names the class that runs its blocks (Melodi's adds summary tokens).
+        model_class = keras.saving.get_registered_object(spec.model_class)
+        if not issubclass(cls, model_class):
+            cls = model_class
         return cls(
             vocab_size=vocab_size,
             hidden_dim=hidden_dim,
@@ -249,8 +259,6 @@ class MemoryLM(SegmentLM):
         Writes `model.keras` (weights, config and, for a stateful model, the
         memory) and `metadata.json` (class, vocabulary and library version).
         """
-        from keras_memory.version import __version__  # noqa: PLC0415
-
         os.makedirs(directory, exist_ok=True)
         self.save(os.path.join(directory, PRESET_MODEL_FILE))
         metadata = {
@@ -322,98 +330,11 @@ class MemoryLM(SegmentLM):
 
     def block_input_shape(self, block, batch, length):
         """The static shape of what `block` reads in a call on `(batch, length)` tokens."""
-        if self._recurrent_readers:
-            # The stack runs window by window (see `_call_by_window`).
-            w = self.blocks[self._recurrent_writer].attention.window_length
-            if length is not None and length % w:
-                raise ValueError(
-                    f"The segment length of `tokens` ({length}) must be a multiple of the "
-                    f"recurrent layer's `window_length` ({w})."
-                )
-            length = None if length is None else w
-        return (batch, length, self.hidden_dim)
+        return (batch, self.stack_runner.block_input_length(length), self.hidden_dim)
 
     def call_stack(self, x, state, reset, training):
         """Runs the blocks on embedded tokens; returns `(hidden, new_state)`."""
-        if self._recurrent_readers:
-            return self._call_by_window(x, state, reset, training)
-        return self._call_by_layer(x, state, reset, training)
-
-    def _call_by_layer(self, x, state, reset, training):
-        """Each block reads the whole segment, one block after the other."""
-        new_state = []
-        for i, block in enumerate(self.blocks):
-            if self.stateful:
-                x = block(x, reset=reset, training=training)
-            else:
-                x, block_state = block(
-                    x,
-                    state=None if state is None else state[i],
-                    reset=reset,
-                    training=training,
-                )
-                new_state.append(block_state)
-        return x, new_state
-
-    def _call_by_window(self, x, state, reset, training):
-        """The whole stack reads one window after the other (meliad's feedback).
-
-        Layers that read the recurrent state need the state the recurrent
-        layer (possibly above them) wrote after the previous window, so the
-        stack cannot run layer by layer over the whole segment. States flow
-        from window to window with their gradients, as inside one layer.
-        """
-        writer_index = self._recurrent_writer
-        writer = self.blocks[writer_index].attention
-        w = writer.window_length
-        length = x.shape[1]
-        if length is None or length % w:
-            raise ValueError(
-                f"The segment length of `tokens` ({length}) must be a multiple of the recurrent "
-                f"layer's `window_length` ({w})."
-            )
-        batch = ops.shape(x)[0]
-        if reset is None:  # no row starts a document
-            reset = ops.zeros((batch,), "bool")
-        if self.stateful:
-            states = [block.read_state() for block in self.blocks]
-        elif state is None:
-            states = [block.initial_state(batch) for block in self.blocks]
-        else:
-            states = list(state)
-        no_reset = ops.zeros_like(reset)
-        outputs = []
-        for k in range(length // w):
-            h = x[:, k * w : (k + 1) * w]
-            window_reset = reset if k == 0 else no_reset
-            # State and memory dropout are drawn once per segment, for its first window.
-            forget = writer.forget_masks(reset, training) if k == 0 else (no_reset, no_reset)
-            recurrent_kv = writer.recurrent_keys_values(states[writer_index], forget[0])
-            for i, block in enumerate(self.blocks):
-                options = {}
-                if i in self._recurrent_readers:
-                    options["recurrent_kv"] = recurrent_kv
-                if i == writer_index or (
-                    k > 0 and isinstance(block.attention, BlockRecurrentAttention)
-                ):
-                    options["forget"] = forget
-                h, states[i] = block(
-                    h,
-                    state=states[i],
-                    reset=window_reset,
-                    training=training,
-                    functional=True,
-                    **options,
-                )
-            outputs.append(h)
-        new_state = [
-            {name: ops.stop_gradient(value) for name, value in block_state.items()}
-            for block_state in states
-        ]
-        if self.stateful:
-            for block, block_state in zip(self.blocks, new_state):
-                block.write_state(block_state)
-        return ops.concatenate(outputs, axis=1), new_state
+        return self.stack_runner(self.blocks, x, state, reset, training, self.stateful)
 
     def get_config(self):
         config = super().get_config()
@@ -435,30 +356,7 @@ class MemoryLM(SegmentLM):
         return config
 
 
-def _feedback_roles(blocks):
-    """The recurrent layer other layers read (the last one) and the readers' indices."""
-    attentions = [getattr(block, "attention", None) for block in blocks]
-    readers = tuple(
-        i for i, a in enumerate(attentions) if getattr(a, "read_recurrent_state", False)
-    )
-    writers = [i for i, a in enumerate(attentions) if isinstance(a, BlockRecurrentAttention)]
-    if readers and not writers:
-        raise ValueError(
-            f"Blocks {list(readers)} read a recurrent state (`read_recurrent_state=True`) "
-            "but no block has a BlockRecurrentAttention layer to write it."
-        )
-    return (writers[-1] if writers else None), readers
-
-
-def _melodi_lm():
-    from keras_memory.models.melodi_lm import MelodiLM  # noqa: PLC0415 (imports this module)
-
-    return MelodiLM
-
-
 def _load_saved_preset(directory, stateful, **overrides):
-    from keras_memory.models.rebuild import rebuild_model  # noqa: PLC0415 (imports this module)
-
     unknown = set(overrides) - {"memory_size"}
     if unknown:
         raise ValueError(

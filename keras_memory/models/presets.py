@@ -38,7 +38,7 @@ PRESETS = {
         "long_term_memory_size": 256,
         "long_term_increment": 4,
     },
-    # The d512 / 6-layer config of the CPU benchmarks (shared/bench).
+    # The d512 / 6-layer config of the CPU speed benchmarks (`bench speed --config d512`).
     "small_d512": {
         "vocab_size": 259,
         "hidden_dim": 512,

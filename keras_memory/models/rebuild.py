@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.layers.memory_layer import memory_layers
 
 
 def rebuild_model(model, *, memory_size=None, stateful=None):
@@ -43,10 +43,10 @@ def rebuild_model(model, *, memory_size=None, stateful=None):
         return model
     if not model.built:
         raise ValueError("`model` must be built (called once or loaded) before it is rebuilt.")
-    config = _rewrite(model.get_config(), changes)
+    config = rewrite_config(model.get_config(), changes)
     copy = type(model).from_config(config)
     copy.build_from_config(model.get_build_config())
-    sources, targets = _weights(model), _weights(copy)
+    sources, targets = model_weights(model), model_weights(copy)
     if len(sources) != len(targets):
         raise ValueError("The rebuilt model's weights do not match the original's.")
     for target, source in zip(targets, sources):
@@ -56,24 +56,40 @@ def rebuild_model(model, *, memory_size=None, stateful=None):
     return copy
 
 
-def _rewrite(config, changes):
+def rewrite_config(config, changes):
+    """A copy of a model's config with every key in `changes` set to its new value.
+
+    The keys are replaced at any depth (a model's config nests its layers'),
+    and `build_config` entries are left out, so the copy builds anew.
+
+    Args:
+        config: dict. A `get_config()`, possibly nested.
+        changes: dict. `{key: new value}`, e.g. `{"memory_size": 65536}`.
+
+    Returns:
+        The rewritten config.
+    """
     if isinstance(config, dict):
         return {
-            key: changes[key] if key in changes else _rewrite(value, changes)
+            key: changes[key] if key in changes else rewrite_config(value, changes)
             for key, value in config.items()
             if key != "build_config"
         }
     if isinstance(config, list):
-        return [_rewrite(value, changes) for value in config]
+        return [rewrite_config(value, changes) for value in config]
     return config
 
 
-def _weights(model):
-    """The model's weights without the memory-state variables, in order."""
+def model_weights(model):
+    """The model's weights without the memory-state variables, in `model.weights` order.
+
+    What a copy of the model with another memory shares with it: the state
+    variables' shapes change with the memory size and batch, and a copy
+    starts with an empty memory.
+    """
     state = {
         id(variable)
-        for layer in model._flatten_layers()
-        if isinstance(layer, MemoryLayer)
-        for variable in (layer._state_variables or {}).values()
+        for layer in memory_layers(model)
+        for variable in layer.state_variables().values()
     }
     return [weight for weight in model.weights if id(weight) not in state]

@@ -5,8 +5,8 @@ import inspect
 import keras
 from keras import ops
 
-from keras_memory.layers.knn_attention import KNNAttention
-from keras_memory.models.blocks import default_memory_layer
+from keras_memory.memories.memorizing.kind import default_memory_layer
+from keras_memory.memories.memorizing.knn_attention import KNNAttention
 from keras_memory.models.segment_lm import SegmentLM
 
 
@@ -158,7 +158,7 @@ class RetrofitLM(SegmentLM):
         """
         import keras_hub  # imported on use: it pulls in TensorFlow Text
 
-        from keras_memory.data.streaming import special_token_ids
+        from keras_memory.data.tokenizers.hub import special_token_ids
 
         backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=load_weights)
         if pad_token_id is None:

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_memory.layers.call_arguments import convert_call_arguments
-from keras_memory.layers.input_checks import (
+from keras_memory.ops.checks import (
     check_reset,
     dtype_name,
     is_integer_dtype,

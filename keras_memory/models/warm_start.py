@@ -3,7 +3,7 @@
 import numpy as np
 from keras import ops
 
-from keras_memory.models.rebuild import _rewrite, _weights
+from keras_memory.models.rebuild import model_weights, rewrite_config
 
 
 def warm_start_embedding(model, source, freeze=False):
@@ -86,10 +86,10 @@ def resize_vocabulary(model, vocab_size, seed=0):
     rows[:keep] = old[:keep]
     if not model.built:
         raise ValueError("`model` must be built (called once or loaded) before it is resized.")
-    config = _rewrite(model.get_config(), {"vocab_size": vocab_size})
+    config = rewrite_config(model.get_config(), {"vocab_size": vocab_size})
     copy = type(model).from_config(config)
     copy.build_from_config(model.get_build_config())
-    for target, source in zip(_weights(copy), _weights(model)):
+    for target, source in zip(model_weights(copy), model_weights(model)):
         if target.path == copy.token_embedding.embeddings.path:
             target.assign(ops.cast(rows, target.dtype))
         else:

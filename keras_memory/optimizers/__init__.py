@@ -1,5 +1,5 @@
 """Optimizers for training memory models."""
 
-from keras_memory.optimizers.sophia import Sophia
+from keras_memory.memories.lswt.sophia import Sophia
 
 __all__ = ["Sophia"]

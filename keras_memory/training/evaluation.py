@@ -5,7 +5,7 @@ import math
 import numpy as np
 from keras import ops
 
-from keras_memory.data.byte_tokenizer import PAD_ID
+from keras_memory.data.tokenizers.byte_tokenizer import PAD_ID
 
 
 def stream_logits(model, stream, num_steps):

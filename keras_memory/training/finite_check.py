@@ -11,8 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memory.layers.input_checks import check_bool, check_int
-from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.layers.memory_layer import memory_layers
+from keras_memory.ops.checks import check_bool, check_int
 
 # How many further non-finite tensors a message lists after the first.
 _MAX_LISTED = 5
@@ -26,7 +26,8 @@ def memory_state_variables(model_or_layer):
     """Returns `{path: variable}` of every memory-state variable under a layer or model.
 
     These are the non-trainable variables in which stateful `MemoryLayer`s
-    keep their memory (`MemoryLayer._state_variables`), in layer order.
+    keep their memory (`MemoryLayer.state_variables()`), in the order of
+    `keras_memory.layers.memory_layer.memory_layers`.
 
     Args:
         model_or_layer: a `keras.layers.Layer` or `keras.Model`.
@@ -43,10 +44,9 @@ def memory_state_variables(model_or_layer):
     ```
     """
     variables = {}
-    for layer in model_or_layer._flatten_layers(include_self=True, recursive=True):
-        if isinstance(layer, MemoryLayer):
-            for variable in (layer._state_variables or {}).values():
-                variables[variable.path] = variable
+    for layer in memory_layers(model_or_layer):
+        for variable in layer.state_variables().values():
+            variables[variable.path] = variable
     return variables
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.layers.memory_layer import memory_layers
 from keras_memory.layers.transformer_block import TransformerBlock
 
 
@@ -35,14 +35,8 @@ def memory_footprint(model):
         raise ValueError(
             "`model` must be built (called once, or `model.build(...)`) to know its state's shapes."
         )
-    layers = [model] if isinstance(model, MemoryLayer) else []
-    layers += [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, MemoryLayer)
-    ]
     footprint = {}
-    for layer in layers:
+    for layer in memory_layers(model):
         # A block's state is its attention layer's: count it once.
         if isinstance(layer, TransformerBlock):
             continue

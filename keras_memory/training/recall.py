@@ -3,8 +3,8 @@
 import numpy as np
 
 from keras_memory.data import synthetic
-from keras_memory.data.byte_tokenizer import ByteTokenizer
 from keras_memory.data.streaming import SegmentStream
+from keras_memory.data.tokenizers.byte_tokenizer import ByteTokenizer
 from keras_memory.training.evaluation import stream_logits
 
 

@@ -295,3 +295,17 @@ def test_the_learned_scales_reach_the_logits():
         getattr(layer, name).assign(np.ones(HEADS, "float32"))
         changed = np.abs(before[moves == "state"] - after[moves == "state"]).max()
         assert changed > 1e-4, (name, changed)
+
+
+def test_old_configs_load_and_reading_another_state_is_refused():
+    layer = make_layer(rotary="reversed", num_registers=1, compressed_memory_size=4)
+    config = layer.get_config()
+    assert "read_recurrent_state" not in config
+    copy = BlockRecurrentAttention.from_config(dict(config, read_recurrent_state=False))
+    assert copy.get_config() == config
+    assert not copy.read_recurrent_state
+    with pytest.raises(ValueError, match="does not take `read_recurrent_state`"):
+        BlockRecurrentAttention.from_config(dict(config, read_recurrent_state=True))
+    x = randn(2, 2 * W, HIDDEN)
+    y, state = copy(x, reset=rows(True, True))
+    assert tuple(y.shape) == x.shape and "compressed_keys" in state

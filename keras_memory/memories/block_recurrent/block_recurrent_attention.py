@@ -3,27 +3,26 @@
 import keras
 from keras import ops
 
-from keras_memory.layers.accumulating_dense import AccumulatingDense
-from keras_memory.layers.input_checks import check_choice, check_int, check_number
-from keras_memory.layers.xl_attention import XLAttention, zero_rows
+from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_options
+from keras_memory.layers.relative_position_bias import RelativePositionBias, check_bucket_options
+from keras_memory.layers.windowed_attention import WindowedAttention
+from keras_memory.memories.block_recurrent.state_update import GATES, VARIANTS, StateUpdate
 from keras_memory.ops.attention import dense_attention
+from keras_memory.ops.checks import check_bool, check_choice, check_int, check_number
 from keras_memory.ops.normalization import l2_normalize
-
-GATES = ("fixed", "lstm")
-VARIANTS = ("skip", "dual", "single")
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class BlockRecurrentAttention(XLAttention):
+class BlockRecurrentAttention(AttentionHeads):
     """The recurrent layer of the Block-Recurrent Transformer.
 
     A segment is read in blocks of `window_length` tokens. Alongside the
     tokens the layer carries `num_states` state vectors of width
     `hidden_dim`. For each block, with `c` the state entering it:
 
-    - tokens attend to themselves (the causal sliding window with the
-      Transformer-XL cache and T5 bias of `XLAttention`) and, with a second
-      set of queries, to `c` (no mask). The two results are concatenated
+    - tokens attend to themselves (`WindowedAttention`: the causal sliding
+      window with the Transformer-XL cache, and a T5 bias) and, with a
+      second set of queries, to `c` (no mask). The two results are concatenated
       over heads and projected back to `hidden_dim`: this is the layer's
       output, added to the residual stream by the enclosing block;
     - the state attends to itself (no mask) and, with a second set of
@@ -32,14 +31,11 @@ class BlockRecurrentAttention(XLAttention):
       the state of the next block.
 
     The state's keys and queries come from `RMSNorm(c)` plus learned
-    per-state position embeddings. Gates (`gate`): `"fixed"` keeps
-    `c * g + u * (1 - g)` with `g = sigmoid(b)`, `b ~ N(0, 0.1)` per feature;
-    `"lstm"` keeps `c * f + u * i` with `f = sigmoid(W_f y + b_f + 1)` and
-    `i = sigmoid(W_i y + b_i - 1)` computed from the attention outputs `y`.
-    Variants (`variant`): `"skip"` has no feed-forward on the state path;
-    `"dual"` adds one, gated the same way; `"single"` replaces the
-    projection and its gate by one gated feed-forward (tanh output) on the
-    attention outputs.
+    per-state position embeddings. How the state takes in its attention
+    outputs is `StateUpdate`'s: a `"fixed"` gate `sigmoid(b)` or `"lstm"`
+    gates computed from the outputs (`gate`), with no feed-forward on the
+    state path (`"skip"`), a gated one after the projection (`"dual"`) or
+    one instead of it (`"single"`) (`variant`).
 
     The state is differentiable from block to block inside a segment and
     carried to the next segment without gradient. A row with `reset=True`
@@ -47,7 +43,7 @@ class BlockRecurrentAttention(XLAttention):
     `(num_states, hidden_dim)`, drawn from N(0, 0.1).
 
     The state adds `recurrent_state` `(batch, num_states, hidden_dim)` and
-    `recurrent_valid` `(batch,)` to `XLAttention`'s cache.
+    `recurrent_valid` `(batch,)` to the window's cache.
 
     Args:
         num_heads: int. Attention heads (tokens and state alike).
@@ -74,6 +70,13 @@ class BlockRecurrentAttention(XLAttention):
         max_position_distance: int. See `XLAttention`.
         stateful: bool. Keep cache and state in variables for `model.fit`.
         kernel_initializer: initializer of the projections.
+        compressed_memory_size: int. See `XLAttention`. Defaults to 0.
+        compression_rate: int. See `XLAttention`. Defaults to 4.
+        rotary: str or None. See `XLAttention`. Defaults to None.
+        rotary_base: float. See `XLAttention`. Defaults to 10000.
+        rotary_scaling: float. See `XLAttention`. Defaults to 1.
+        rotary_trained_window: int or None. See `XLAttention`.
+        num_registers: int. See `XLAttention`. Defaults to 0.
         **kwargs: base layer keyword arguments.
 
     Call arguments:
@@ -118,48 +121,67 @@ class BlockRecurrentAttention(XLAttention):
         max_position_distance=128,
         stateful=False,
         kernel_initializer="glorot_uniform",
+        compressed_memory_size=0,
+        compression_rate=4,
+        rotary=None,
+        rotary_base=10000.0,
+        rotary_scaling=1.0,
+        rotary_trained_window=None,
+        num_registers=0,
         **kwargs,
     ):
         super().__init__(
             num_heads,
             head_dim,
+            normalize_keys=normalize_keys,
+            kernel_initializer=kernel_initializer,
+            stateful=stateful,
+            **kwargs,
+        )
+        self.window = WindowedAttention(
+            self.num_heads,
+            self.head_dim,
             window_length,
             use_cache=use_cache,
             include_self=include_self,
-            normalize_keys=normalize_keys,
-            use_position_bias=use_position_bias,
-            num_position_buckets=num_position_buckets,
-            max_position_distance=max_position_distance,
-            stateful=stateful,
-            kernel_initializer=kernel_initializer,
-            **kwargs,
+            normalize_keys=self.normalize_keys,
+            compressed_memory_size=compressed_memory_size,
+            compression_rate=compression_rate,
+            rotary=rotary,
+            rotary_base=rotary_base,
+            rotary_scaling=rotary_scaling,
+            rotary_trained_window=rotary_trained_window,
+            num_registers=num_registers,
         )
-        num_states = check_int("num_states", num_states)
-        gate = check_choice("gate", gate, GATES)
-        variant = check_choice("variant", variant, VARIANTS)
-        state_intermediate_dim = check_int(
+        # The window's options are this layer's arguments: kept as attributes too.
+        for name, value in self.window.get_config().items():
+            setattr(self, name, value)
+        self.use_position_bias = check_bool("use_position_bias", use_position_bias)
+        self.num_position_buckets, self.max_position_distance = check_bucket_options(
+            num_position_buckets,
+            max_position_distance,
+            names=("num_position_buckets", "max_position_distance"),
+        )
+        self.num_states = check_int("num_states", num_states)
+        self.gate = check_choice("gate", gate, GATES)
+        self.variant = check_choice("variant", variant, VARIANTS)
+        self.state_intermediate_dim = check_int(
             "state_intermediate_dim", state_intermediate_dim, allow_none=True
         )
-        state_dropout = check_number("state_dropout", state_dropout, 0.0, 1.0)
-        memory_dropout = check_number("memory_dropout", memory_dropout, 0.0, 1.0)
-        seed = check_int("seed", seed, 0, allow_none=True)
-        self.state_dropout = state_dropout
-        self.memory_dropout = memory_dropout
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.num_states = num_states
-        self.gate = gate
-        self.variant = variant
-        self.state_intermediate_dim = state_intermediate_dim
-
-    def attention_output_width(self):
-        # Self- and cross-attention outputs are concatenated over heads.
-        return 2 * self.num_heads * self.head_dim
+        self.state_dropout = check_number("state_dropout", state_dropout, 0.0, 1.0)
+        self.memory_dropout = check_number("memory_dropout", memory_dropout, 0.0, 1.0)
+        self.seed = check_int("seed", seed, 0, allow_none=True)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.state_update = StateUpdate(
+            self.gate, self.variant, self.num_states, self.state_intermediate_dim
+        )
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
         hidden = input_shape[-1]
-        inner = self.num_heads * self.head_dim
+        inner = self.inner_dim
+        # Creation order is the saved files' order of the layer's own
+        # variables: the state's, its scales, its gates, then the tokens'.
         self.initial_recurrent_state = self.add_weight(
             name="initial_recurrent_state",
             shape=(self.num_states, hidden),
@@ -171,86 +193,44 @@ class BlockRecurrentAttention(XLAttention):
             initializer=keras.initializers.RandomNormal(stddev=1.0),
         )
         state_shape = (None, self.num_states, hidden)
-        self.state_norm = self._sublayer(keras.layers.RMSNormalization, state_shape, epsilon=1e-6)
+        self.state_norm = keras.layers.RMSNormalization(epsilon=1e-6, dtype=self.dtype_policy)
+        self.state_norm.build(state_shape)
         # keys, values, queries and cross-attention queries of the state.
-        self.state_qkv_projection = self._dense(4 * inner, state_shape, "state_qkv_projection")
-        self.token_query2_projection = self._dense(inner, input_shape, "token_query2_projection")
-        if self.normalize_keys:
-            for name in ("token_cross_scale", "state_scale", "state_cross_scale"):
-                setattr(
-                    self,
-                    name,
-                    self.add_weight(name=name, shape=(self.num_heads,), initializer="ones"),
-                )
-        attended = (None, self.num_states, 2 * inner)
-        ffn_dim = self.state_intermediate_dim or 4 * hidden
-        if self.variant == "single":
-            self.state_ffn_hidden = self._dense(ffn_dim, attended, "state_ffn_hidden")
-            self.state_ffn_output = self._dense(
-                hidden, (None, self.num_states, ffn_dim), "state_ffn_output"
-            )
-            self._build_gate("ffn", ffn_dim, hidden)
-        else:
-            self.state_output_projection = self._dense(hidden, attended, "state_output_projection")
-            self._build_gate("attention", 2 * inner, hidden)
-            if self.variant == "dual":
-                self.state_ffn_norm = self._sublayer(
-                    keras.layers.RMSNormalization, state_shape, epsilon=1e-6
-                )
-                self.state_ffn_hidden = self._dense(ffn_dim, state_shape, "state_ffn_hidden")
-                self.state_ffn_output = self._dense(
-                    hidden, (None, self.num_states, ffn_dim), "state_ffn_output"
-                )
-                self._build_gate("ffn", ffn_dim, hidden)
-        super().build(input_shape)
-
-    def _sublayer(self, cls, shape, **kwargs):
-        layer = cls(dtype=self.dtype_policy, **kwargs)
-        layer.build(shape)
-        return layer
-
-    def _dense(self, units, shape, name):
-        # Bias-free, like every projection and feed-forward in meliad.
-        return self._sublayer(
-            AccumulatingDense,
-            shape,
-            units=units,
-            use_bias=False,
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)
-            ),
-            name=name,
+        self.state_qkv_projection = self.projection(4 * inner, state_shape, "state_qkv_projection")
+        self.token_query2_projection = self.projection(
+            inner, input_shape, "token_query2_projection"
         )
-
-    def _build_gate(self, where, gate_inputs, hidden):
-        # Small but non-zero gate parameters, as in meliad.
-        bias_init = keras.initializers.RandomNormal(stddev=0.1)
-        if self.gate == "fixed":
-            weight = self.add_weight(
-                name=f"{where}_gate_bias", shape=(hidden,), initializer=bias_init
+        self.token_cross_scale = self.head_scale("token_cross_scale")
+        self.state_scale = self.head_scale("state_scale")
+        self.state_cross_scale = self.head_scale("state_cross_scale")
+        for name, part in self.state_update.build(self, hidden, 2 * inner).items():
+            setattr(self, name, part)
+        # Self- and cross-attention outputs are concatenated over heads.
+        self.build_heads(input_shape, 2 * inner)
+        if self.use_position_bias:
+            self.position_bias = RelativePositionBias(
+                self.num_heads,
+                num_buckets=self.num_position_buckets,
+                max_distance=self.max_position_distance,
+                dtype=self.dtype_policy,
+                name="position_bias",
             )
-            setattr(self, f"{where}_gate_bias", weight)
-            return
-        for kind in ("forget", "input"):
-            layer = self._sublayer(
-                AccumulatingDense,
-                (None, self.num_states, gate_inputs),
-                units=hidden,
-                kernel_initializer=keras.initializers.VarianceScaling(
-                    0.1, mode="fan_in", distribution="truncated_normal"
-                ),
-                bias_initializer=bias_init,
-                name=f"{where}_{kind}_gate",
-            )
-            setattr(self, f"{where}_{kind}_gate", layer)
+            self.position_bias.build()
+        for name, weight in self.window.build(self).items():
+            setattr(self, name, weight)
+        self.build_state(input_shape[0])
+        self.built = True
 
     def state_shapes(self, batch_size):
         hidden = self.hidden_dim
         return {
-            **super().state_shapes(batch_size),
+            **self.window.state_shapes(batch_size),
             "recurrent_state": ((batch_size, self.num_states, hidden), "float32"),
             "recurrent_valid": ((batch_size,), "int32"),
         }
+
+    def check_segment_length(self, length):
+        self.window.check_segment_length(self.name, length)
 
     def forget_masks(self, reset, training):
         """Rows that start from the initial state and rows that drop their cache.
@@ -306,22 +286,29 @@ class BlockRecurrentAttention(XLAttention):
     def call_with_state(self, x, state, reset, training, forget=None):
         """`forget`: `(forget_state, forget_cache)` from `forget_masks`, when
         the caller (a model reading this layer's state elsewhere) drew them."""
-        self._check_segment_length(x)
+        self.check_segment_length(x.shape[1])
         w = self.window_length
         batch = ops.shape(x)[0]
         forget_state, forget_cache = forget or self.forget_masks(reset, training)
         queries, keys, values = self.project_qkv(x)
-        local, new_state = self.local_attention(queries, keys, values, state, forget_cache)
-        queries2 = self._heads(self.token_query2_projection(x))
+        local, new_state = self.window(
+            queries,
+            keys,
+            values,
+            state,
+            forget_cache,
+            position_bias=self.position_bias if self.use_position_bias else None,
+            logit_scale=self.logit_scale(self.attention_scale),
+        )
+        queries2 = self.split_heads(self.token_query2_projection(x))
         queries2 = l2_normalize(queries2) if self.normalize_keys else queries2 * self.head_dim**-0.5
         recurrent = self.entering_state(state, forget_state)
 
         # The state's first block reads the previous segment's last block.
         if self.use_cache:
-            keep = ops.logical_not(forget_cache)
-            previous_keys = zero_rows(state["keys"], keep)
-            previous_values = zero_rows(state["values"], keep)
-            previous_valid = ops.logical_and(keep, state["valid"] > 0)
+            cache = self.window.read_cache(state, forget_cache)
+            previous_keys, previous_values = cache["cache_keys"], cache["cache_values"]
+            previous_valid = cache["cache_valid"]
         else:
             previous_keys = ops.zeros_like(keys[:, :w])
             previous_values = ops.zeros_like(values[:, :w])
@@ -334,11 +321,14 @@ class BlockRecurrentAttention(XLAttention):
             # Tokens read the state as it entered this block.
             crosses.append(
                 dense_attention(
-                    queries2[:, span], state_keys, state_values, self._scale("token_cross_scale")
+                    queries2[:, span],
+                    state_keys,
+                    state_values,
+                    self.logit_scale(self.token_cross_scale),
                 )
             )
             own = dense_attention(
-                state_queries, state_keys, state_values, self._scale("state_scale")
+                state_queries, state_keys, state_values, self.logit_scale(self.state_scale)
             )
             block_keys = ops.concatenate([previous_keys, ops.cast(keys[:, span], "float32")], 1)
             block_values = ops.concatenate(
@@ -355,10 +345,10 @@ class BlockRecurrentAttention(XLAttention):
                 state_queries2,
                 block_keys,
                 block_values,
-                self._scale("state_cross_scale"),
+                self.logit_scale(self.state_cross_scale),
                 mask=mask[:, None, None, :],
             )
-            recurrent = self._update(recurrent, own, read)
+            recurrent = self.state_update(recurrent, own, read, self.compute_dtype)
             previous_keys = ops.cast(keys[:, span], "float32")
             previous_values = ops.cast(values[:, span], "float32")
             previous_valid = ops.ones((batch,), "bool")
@@ -369,56 +359,25 @@ class BlockRecurrentAttention(XLAttention):
         new_state["recurrent_valid"] = ops.ones((batch,), "int32")
         return outputs, new_state
 
-    def _heads(self, x):
-        return ops.reshape(x, (ops.shape(x)[0], x.shape[1], self.num_heads, self.head_dim))
-
-    def _scale(self, name):
-        return ops.abs(getattr(self, name)) if self.normalize_keys else None
-
     def _state_kvq(self, recurrent):
         normed = self.state_norm(recurrent)
         normed = normed + ops.cast(self.state_position_embedding, normed.dtype)[None]
         projected = self.state_qkv_projection(normed)
-        parts = [self._heads(p) for p in ops.split(projected, 4, axis=-1)]
+        parts = [self.split_heads(p) for p in ops.split(projected, 4, axis=-1)]
         keys, values, queries, queries2 = [ops.cast(p, "float32") for p in parts]
         if self.normalize_keys:
             return l2_normalize(keys), values, l2_normalize(queries), l2_normalize(queries2)
         scale = self.head_dim**-0.5
         return keys, values, queries * scale, queries2 * scale
 
-    def _update(self, recurrent, own, read):
-        """The next state from the state's self- and cross-attention outputs."""
-        batch = ops.shape(recurrent)[0]
-        attended = ops.reshape(ops.concatenate([own, read], axis=2), (batch, self.num_states, -1))
-        attended = ops.cast(attended, self.compute_dtype)
-        if self.variant == "single":
-            hidden = ops.relu(self.state_ffn_hidden(attended))
-            proposal = ops.tanh(self.state_ffn_output(hidden))
-            return self._gated(recurrent, proposal, hidden, "ffn")
-        proposal = self.state_output_projection(attended)
-        recurrent = self._gated(recurrent, proposal, attended, "attention")
-        if self.variant == "skip":
-            return recurrent
-        hidden = ops.relu(self.state_ffn_hidden(self.state_ffn_norm(recurrent)))
-        return self._gated(recurrent, self.state_ffn_output(hidden), hidden, "ffn")
-
-    def _gated(self, recurrent, proposal, gate_inputs, where):
-        proposal = ops.cast(proposal, "float32")
-        if self.gate == "fixed":
-            keep = ops.sigmoid(ops.cast(getattr(self, f"{where}_gate_bias"), "float32"))
-            return recurrent * keep + proposal * (1 - keep)
-        forget = ops.sigmoid(
-            ops.cast(getattr(self, f"{where}_forget_gate")(gate_inputs), "float32") + 1
-        )
-        write = ops.sigmoid(
-            ops.cast(getattr(self, f"{where}_input_gate")(gate_inputs), "float32") - 1
-        )
-        return recurrent * forget + proposal * write
-
     def get_config(self):
         config = super().get_config()
+        config.update(self.window.get_config())
         config.update(
             {
+                "use_position_bias": self.use_position_bias,
+                "num_position_buckets": self.num_position_buckets,
+                "max_position_distance": self.max_position_distance,
                 "num_states": self.num_states,
                 "gate": self.gate,
                 "variant": self.variant,
@@ -429,3 +388,11 @@ class BlockRecurrentAttention(XLAttention):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Before the redesign the layer took (and saved) every XLAttention
+        # argument; reading another layer's recurrent state it refused.
+        return super().from_config(
+            accept_legacy_options(cls, config, {"read_recurrent_state": False})
+        )

@@ -103,3 +103,24 @@ def test_memory_size_must_hold_whole_segments():
     layer = DenseKVAttention(H, D, memory_size=12)
     with pytest.raises(ValueError, match="multiple of the segment length"):
         layer(randn(B, S, HIDDEN))
+
+
+def test_old_configs_load_only_with_the_options_it_switched_off():
+    # Before the redesign the layer took (and saved) XLAttention's options at
+    # fixed values; a window it never had it refuses outright.
+    config = make_layer().get_config()
+    old = dict(
+        config,
+        rotary=None,
+        rotary_base=10000.0,
+        rotary_scaling=1.0,
+        rotary_trained_window=None,
+        num_registers=0,
+        read_recurrent_state=False,
+    )
+    assert DenseKVAttention.from_config(old).get_config() == config
+    for key, value in (("rotary", "standard"), ("num_registers", 2), ("rotary_base", 5e5)):
+        with pytest.raises(ValueError, match=f"does not take `{key}`"):
+            DenseKVAttention.from_config(dict(old, **{key: value}))
+    with pytest.raises(ValueError, match="window_length"):
+        DenseKVAttention(H, D, memory_size=M, window_length=4)

@@ -161,3 +161,16 @@ def test_bad_arguments_are_refused_clearly():
     layer = make_layer(memory_size=20)
     with pytest.raises(ValueError, match="multiple of the segment length"):
         layer(randn(B, S, HIDDEN))
+
+
+def test_old_configs_load_and_the_window_options_are_honoured():
+    # Saved before the redesign, when the layer took every XLAttention argument.
+    config = make_layer(rotary="standard", num_registers=2).get_config()
+    old = dict(config, read_recurrent_state=False)
+    layer = KNNAttention.from_config(old)
+    assert layer.get_config() == config
+    assert (layer.rotary, layer.num_registers) == ("standard", 2)
+    with pytest.raises(ValueError, match="KNNAttention does not take `read_recurrent_state`"):
+        KNNAttention.from_config(dict(config, read_recurrent_state=True))
+    with pytest.raises(ValueError, match="use_position_bias"):
+        KNNAttention(H, D, W, use_position_bias=True)

@@ -4,9 +4,10 @@ import keras
 from keras import ops
 
 from keras_memory.backend.scann_index import check_scann, memory_index
-from keras_memory.layers.input_checks import check_int
-from keras_memory.layers.xl_attention import XLAttention
+from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_options
+from keras_memory.layers.windowed_attention import WindowedAttention
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
+from keras_memory.ops.checks import check_int
 from keras_memory.ops.knn import RETRIEVAL_METHODS, gather_memory, retrieve_top_k
 from keras_memory.ops.ring_buffer import (
     check_segment_fits,
@@ -17,7 +18,7 @@ from keras_memory.ops.ring_buffer import (
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class KNNAttention(XLAttention):
+class KNNAttention(AttentionHeads):
     """Memorizing Transformer attention: sliding window + XL cache + kNN memory.
 
     Each head attends twice: locally (causal sliding window over the segment
@@ -38,9 +39,11 @@ class KNNAttention(XLAttention):
     Retrieval is exact top-k on device by default, chunked over the memory;
     see `retrieval` for the approximate methods.
 
-    The state adds `memory_keys`, `memory_values` `(batch, memory_size,
-    heads, head_dim)`, `memory_valid` `(batch, memory_size)` and the shared
-    write position `memory_pointer` to `XLAttention`'s cache.
+    The local attention is `WindowedAttention`'s, with its options (cache,
+    compressed memory, rotary positions, registers; the LSWT presets use the
+    last two). The state adds `memory_keys`, `memory_values` `(batch,
+    memory_size, heads, head_dim)`, `memory_valid` `(batch, memory_size)`
+    and the shared write position `memory_pointer` to the window's cache.
 
     Args:
         num_heads: int. Number of attention heads.
@@ -63,6 +66,13 @@ class KNNAttention(XLAttention):
         chunk_size: int. Memory entries scored at a time. Defaults to 8192.
         stateful: bool. Keep cache and memory in variables for `model.fit`.
         kernel_initializer: initializer of the projections.
+        compressed_memory_size: int. See `XLAttention`. Defaults to 0.
+        compression_rate: int. See `XLAttention`. Defaults to 4.
+        rotary: str or None. See `XLAttention`. Defaults to None.
+        rotary_base: float. See `XLAttention`. Defaults to 10000.
+        rotary_scaling: float. See `XLAttention`. Defaults to 1.
+        rotary_trained_window: int or None. See `XLAttention`.
+        num_registers: int. See `XLAttention`. Defaults to 0.
         **kwargs: base layer keyword arguments.
 
     Call arguments:
@@ -101,21 +111,42 @@ class KNNAttention(XLAttention):
         chunk_size=8192,
         stateful=False,
         kernel_initializer="glorot_uniform",
+        compressed_memory_size=0,
+        compression_rate=4,
+        rotary=None,
+        rotary_base=10000.0,
+        rotary_scaling=1.0,
+        rotary_trained_window=None,
+        num_registers=0,
         **kwargs,
     ):
-        kwargs.pop("use_position_bias", None)
         super().__init__(
             num_heads,
             head_dim,
+            normalize_keys=normalize_keys,
+            kernel_initializer=kernel_initializer,
+            stateful=stateful,
+            **kwargs,
+        )
+        # The local attention: meliad's memory layer has no position bias.
+        self.window = WindowedAttention(
+            self.num_heads,
+            self.head_dim,
             window_length,
             use_cache=use_cache,
             include_self=include_self,
-            normalize_keys=normalize_keys,
-            use_position_bias=False,
-            stateful=stateful,
-            kernel_initializer=kernel_initializer,
-            **kwargs,
+            normalize_keys=self.normalize_keys,
+            compressed_memory_size=compressed_memory_size,
+            compression_rate=compression_rate,
+            rotary=rotary,
+            rotary_base=rotary_base,
+            rotary_scaling=rotary_scaling,
+            rotary_trained_window=rotary_trained_window,
+            num_registers=num_registers,
         )
+        # The window's options are this layer's arguments: kept as attributes too.
+        for name, value in self.window.get_config().items():
+            setattr(self, name, value)
         memory_size = check_int("memory_size", memory_size)
         num_neighbors = check_int("num_neighbors", num_neighbors)
         chunk_size = check_int("chunk_size", chunk_size)
@@ -139,25 +170,33 @@ class KNNAttention(XLAttention):
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
+        # Creation order is the saved files' order of the layer's own
+        # variables: memory gate, attention scale, registers.
         self.memory_gate = self.add_weight(
             name="memory_gate", shape=(self.num_heads,), initializer="zeros"
         )
-        super().build(input_shape)
+        self.build_heads(input_shape)
+        for name, weight in self.window.build(self).items():
+            setattr(self, name, weight)
+        self.build_state(input_shape[0])
+        self.built = True
 
     def state_shapes(self, batch_size):
         return {
-            **super().state_shapes(batch_size),
+            **self.window.state_shapes(batch_size),
             **memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim),
         }
 
     def check_segment_length(self, length):
-        super().check_segment_length(length)
+        self.window.check_segment_length(self.name, length)
         check_segment_fits(self.name, self.memory_size, length)
 
     def call_with_state(self, x, state, reset, training):
-        self._check_segment_length(x)
+        self.check_segment_length(x.shape[1])
         queries, keys, values = self.project_qkv(x)
-        local, new_state = self.local_attention(queries, keys, values, state, reset)
+        local, new_state = self.window(
+            queries, keys, values, state, reset, logit_scale=self.logit_scale(self.attention_scale)
+        )
 
         memory_keys, memory_values, memory_valid = forget_rows(
             state["memory_keys"], state["memory_values"], state["memory_valid"], reset
@@ -206,9 +245,7 @@ class KNNAttention(XLAttention):
 
     def get_config(self):
         config = super().get_config()
-        config.pop("use_position_bias")
-        config.pop("num_position_buckets")
-        config.pop("max_position_distance")
+        config.update(self.window.get_config())
         config.update(
             {
                 "memory_size": self.memory_size,
@@ -218,3 +255,11 @@ class KNNAttention(XLAttention):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Before the redesign the layer took (and saved) every XLAttention
+        # argument; reading a recurrent state it refused.
+        return super().from_config(
+            accept_legacy_options(cls, config, {"read_recurrent_state": False})
+        )

@@ -5,20 +5,20 @@ from keras import ops
 
 from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.feed_forward import GATED_ACTIVATIONS, FeedForward
-from keras_memory.layers.input_checks import (
-    check_activation,
-    check_bool,
-    check_initializer,
-    check_number,
-)
-from keras_memory.layers.memory_layer import MemoryLayer
+from keras_memory.layers.memory_layer import MemoryLayer, zero_rows
 from keras_memory.layers.relative_position_bias import (
     RelativePositionBias,
     check_bucket_options,
 )
 from keras_memory.layers.token_mixing import TokenMixing
-from keras_memory.layers.xl_attention import zero_rows
+from keras_memory.memories.melodi.long_term_memory import LongTermMemory
 from keras_memory.ops.attention import dense_attention
+from keras_memory.ops.checks import (
+    check_activation,
+    check_bool,
+    check_initializer,
+    check_number,
+)
 from keras_memory.ops.masks import summary_causal_mask
 from keras_memory.ops.normalization import l2_normalize
 
@@ -40,9 +40,8 @@ class MelodiLayer(MemoryLayer):
       tokens before it, never a summary token; summary token `j` sees `m`,
       all context tokens and the summary tokens before it;
     - with a long-term memory (`long_term_memory_size > 0`), the same
-      queries also attend, without mask or position bias, to the FIFO of
-      compressed tokens, and the two results are mixed per (head, dim) by a
-      learned gate `a = sigmoid(g)`: `a * self + (1 - a) * long`;
+      queries also attend to a FIFO of compressed tokens, mixed in by a
+      learned gate (`LongTermMemory`);
     - the output projection and a feed-forward (pre-norm, residual) update
       `[x, u]` together; then token mixing (`TokenMixing`) of the updated
       `[x, u]` gives this layer's next short-term memory and the summary
@@ -178,24 +177,27 @@ class MelodiLayer(MemoryLayer):
         self.max_position_distance = max_position_distance
         self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer)
         self.hidden_dim = None
+        self.long_term = None
+        if long_term_memory_size:
+            self.long_term = LongTermMemory(
+                long_term_memory_size, long_term_increment, num_heads, head_dim
+            )
 
     def _sublayer(self, layer, *shapes):
         layer.build(*shapes)
         return layer
 
     def _dense(self, units, shape, name):
-        return self._sublayer(
-            AccumulatingDense(
-                units,
-                use_bias=False,
-                kernel_initializer=keras.initializers.get(
-                    keras.initializers.serialize(self.kernel_initializer)
-                ),
-                dtype=self.dtype_policy,
-                name=name,
-            ),
-            shape,
+        # A copy of the initializer each: projections never share a seeded draw.
+        initializer = keras.initializers.get(keras.initializers.serialize(self.kernel_initializer))
+        dense = AccumulatingDense(
+            units,
+            use_bias=False,
+            kernel_initializer=initializer,
+            dtype=self.dtype_policy,
+            name=name,
         )
+        return self._sublayer(dense, shape)
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
@@ -260,23 +262,11 @@ class MelodiLayer(MemoryLayer):
                 window_shape,
                 summary_shape,
             )
-        if self.long_term_memory_size:
-            self.long_term_mixing = self._sublayer(
-                TokenMixing(
-                    self.long_term_increment,
-                    use_norm_and_residual=False,
-                    name="long_term_mixing",
-                    **mixing,
-                ),
-                window_shape,
-                summary_shape,
-            )
-            # Starts near 0.5: both attentions count from the first step.
-            self.long_term_gate = self.add_weight(
-                name="long_term_gate",
-                shape=(self.num_heads, self.head_dim),
-                initializer=keras.initializers.TruncatedNormal(stddev=0.25),
-            )
+        if self.long_term is not None:
+            for name, part in self.long_term.build(
+                self, window_shape, summary_shape, self.epsilon
+            ).items():
+                setattr(self, name, part)
         self.build_state(batch)
         self.built = True
 
@@ -286,9 +276,8 @@ class MelodiLayer(MemoryLayer):
         if self.short_term_memory_size:
             shapes["short_memory"] = ((batch_size, self.short_term_memory_size, hidden), "float32")
             shapes["short_valid"] = ((batch_size,), "int32")
-        if self.long_term_memory_size:
-            shapes["long_memory"] = ((batch_size, self.long_term_memory_size, hidden), "float32")
-            shapes["long_valid"] = ((batch_size, self.long_term_memory_size), "int32")
+        if self.long_term is not None:
+            shapes.update(self.long_term.state_shapes(batch_size, hidden))
         return shapes
 
     def check_segment_length(self, length):
@@ -335,12 +324,8 @@ class MelodiLayer(MemoryLayer):
         if m:
             short = zero_rows(state["short_memory"], keep)
             short_valid = ops.logical_and(keep, state["short_valid"] > 0)
-        if self.long_term_memory_size:
-            long_memory = zero_rows(state["long_memory"], keep)
-            long_valid = ops.logical_and(keep[:, None], state["long_valid"] > 0)
-            long_keys, long_values, _ = self._kvq(long_memory)
-            gate = ops.sigmoid(ops.cast(self.long_term_gate, "float32"))[None, None]
-            increment = self.long_term_increment
+        if self.long_term is not None:
+            long_term = self.long_term.read(state, keep, self._kvq)
 
         contexts, summaries = [], []
         for k in range(n):
@@ -360,11 +345,8 @@ class MelodiLayer(MemoryLayer):
             queries = ops.concatenate([ops.cast(p[2], "float32") for p in parts[-2:]], axis=1)
             mask = ops.logical_and(causal[None, None], key_valid[:, None, None, :])
             attended = dense_attention(queries, keys, values, scale, mask, bias)
-            if self.long_term_memory_size:
-                recalled = dense_attention(
-                    queries, long_keys, long_values, scale, mask=long_valid[:, None, None, :]
-                )
-                attended = attended * gate + recalled * (1.0 - gate)
+            if self.long_term is not None:
+                attended = self.long_term.recall(attended, queries, scale, long_term)
             tokens = ops.concatenate(
                 [x[:, k * w : (k + 1) * w], x[:, n * w + k * u : n * w + (k + 1) * u]], axis=1
             )
@@ -376,13 +358,8 @@ class MelodiLayer(MemoryLayer):
                 self.ffn(self.ffn_norm(h), training=training), training=training
             )
             new_context, new_summary = h[:, :w], h[:, w:]
-            if self.long_term_memory_size:
-                added = self.long_term_mixing(new_context, new_summary)
-                added_keys, added_values, _ = self._kvq(added)
-                long_memory = _push(long_memory, ops.cast(added, "float32"), increment)
-                long_keys = _push(long_keys, added_keys, increment)
-                long_values = _push(long_values, added_values, increment)
-                long_valid = _push(long_valid, ops.ones((batch, increment), "bool"), increment)
+            if self.long_term is not None:
+                long_term = self.long_term.write(long_term, new_context, new_summary, self._kvq)
             if m:
                 short = ops.cast(self.short_term_mixing(new_context, new_summary), "float32")
                 short_valid = ops.ones((batch,), "bool")
@@ -394,9 +371,8 @@ class MelodiLayer(MemoryLayer):
         if m:
             new_state["short_memory"] = short
             new_state["short_valid"] = ops.cast(short_valid, "int32")
-        if self.long_term_memory_size:
-            new_state["long_memory"] = long_memory
-            new_state["long_valid"] = ops.cast(long_valid, "int32")
+        if self.long_term is not None:
+            new_state.update(self.long_term.state(long_term))
         return ops.concatenate(contexts + summaries, axis=1), new_state
 
     def get_config(self):
@@ -422,8 +398,3 @@ class MelodiLayer(MemoryLayer):
             }
         )
         return config
-
-
-def _push(memory, new, size):
-    """First in, first out: drops the `size` oldest entries and appends `new`."""
-    return ops.concatenate([memory[:, size:], ops.cast(new, memory.dtype)], axis=1)

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memory.layers.input_checks import check_int
-from keras_memory.layers.xl_attention import XLAttention
+from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_options
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
+from keras_memory.ops.checks import check_bool, check_int
 from keras_memory.ops.ring_buffer import (
     check_segment_fits,
     forget_rows,
@@ -14,9 +14,19 @@ from keras_memory.ops.ring_buffer import (
     write_segment,
 )
 
+# Keys of configs saved before the redesign, at the only value they held.
+LEGACY_OPTIONS = {
+    "rotary": None,
+    "rotary_base": 10000.0,
+    "rotary_scaling": 1.0,
+    "rotary_trained_window": None,
+    "num_registers": 0,
+    "read_recurrent_state": False,
+}
+
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class DenseKVAttention(XLAttention):
+class DenseKVAttention(AttentionHeads):
     """The Memorizing Transformer's "dense KV" variant (meliad `memory2`).
 
     Instead of retrieving the top `k` entries, every query attends with one
@@ -34,9 +44,11 @@ class DenseKVAttention(XLAttention):
             length. Defaults to 32768 (meliad's default).
         include_self: bool. Let a token attend to its own key. Defaults to
             False.
-        normalize_keys: bool. See `XLAttention`.
+        normalize_keys: bool. L2-normalise queries and keys with a learned
+            per-head scale (see `AttentionHeads`). Defaults to True.
         stateful: bool. Keep the memory in variables for `model.fit`.
-        kernel_initializer: initializer of the projections.
+        kernel_initializer: initializer of the projections. Defaults to
+            `"glorot_uniform"`.
         **kwargs: base layer keyword arguments.
 
     Call arguments:
@@ -70,41 +82,25 @@ class DenseKVAttention(XLAttention):
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
-        for key in (
-            "window_length",
-            "use_cache",
-            "use_position_bias",
-            "compressed_memory_size",
-            "compression_rate",
-            # Position-free over the segment and its memory, like meliad's.
-            "rotary",
-            "rotary_base",
-            "rotary_scaling",
-            "rotary_trained_window",
-            "num_registers",
-        ):
-            kwargs.pop(key, None)
-        memory_size = check_int("memory_size", memory_size)
-        # The window only sizes XLAttention's (unused) cache; attention here is
-        # dense over the segment.
         super().__init__(
             num_heads,
             head_dim,
-            window_length=1,
-            use_cache=False,
-            include_self=include_self,
             normalize_keys=normalize_keys,
-            use_position_bias=False,
-            stateful=stateful,
             kernel_initializer=kernel_initializer,
+            stateful=stateful,
             **kwargs,
         )
-        self.memory_size = memory_size
+        self.memory_size = check_int("memory_size", memory_size)
+        self.include_self = check_bool("include_self", include_self)
+
+    def build(self, input_shape):
+        self._check_build_shape(input_shape)
+        self.build_heads(input_shape)
+        self.build_state(input_shape[0])
+        self.built = True
 
     def state_shapes(self, batch_size):
-        return {
-            **memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim),
-        }
+        return memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim)
 
     def check_segment_length(self, length):
         check_segment_fits(self.name, self.memory_size, length)
@@ -151,15 +147,12 @@ class DenseKVAttention(XLAttention):
 
     def get_config(self):
         config = super().get_config()
-        for key in (
-            "window_length",
-            "use_cache",
-            "use_position_bias",
-            "num_position_buckets",
-            "max_position_distance",
-            "compressed_memory_size",
-            "compression_rate",
-        ):
-            config.pop(key)
-        config["memory_size"] = self.memory_size
+        config.update({"memory_size": self.memory_size, "include_self": self.include_self})
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Before the redesign the layer took every XLAttention argument and
+        # switched most off; its saved configs hold these at the only values
+        # it ever used (position-free over the segment and its memory).
+        return super().from_config(accept_legacy_options(cls, config, LEGACY_OPTIONS))

@@ -1,0 +1,135 @@
+"""The `memorizing` and `memorizing_dense` kinds: an XL stack with one memory layer."""
+
+import dataclasses
+
+from keras_memory.memories.memorizing.dense_kv_attention import DenseKVAttention
+from keras_memory.memories.memorizing.knn_attention import KNNAttention
+from keras_memory.memories.memory_kind import MemoryKind
+from keras_memory.memories.stack import transformer_blocks
+from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+from keras_memory.ops.knn import RETRIEVAL_METHODS
+
+
+def default_memory_layer(num_layers):
+    """meliad's position of the memory layer: two thirds up (layer 8 of 12)."""
+    return min(num_layers - 1, (2 * num_layers) // 3)
+
+
+def _memory_size_field():
+    # Both memorizing kinds size their memory alike.
+    return dataclasses.field(
+        default=8192,
+        metadata={
+            "size": True,
+            "help": "memory entries per (row, head); a multiple of the segment length",
+        },
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorizingOptions:
+    """Options of the `memorizing` kind (a kNN memory in one layer)."""
+
+    memory_size: int = _memory_size_field()
+    num_neighbors: int = dataclasses.field(
+        default=32, metadata={"size": True, "help": "memory entries retrieved per query"}
+    )
+    retrieval: str = dataclasses.field(
+        default="exact",
+        metadata={"help": "how the neighbours are found", "choices": RETRIEVAL_METHODS},
+    )
+    memory_layer: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "index of the memory layer (default: two thirds up, as meliad)"},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseMemoryOptions:
+    """Options of the `memorizing_dense` kind (a dense-KV memory in one layer)."""
+
+    memory_size: int = _memory_size_field()
+    memory_layer: int | None = dataclasses.field(
+        default=None,
+        metadata={"help": "index of the memory layer (default: two thirds up, as meliad)"},
+    )
+
+
+def _memory_layer_index(options, num_layers):
+    index = (
+        default_memory_layer(num_layers) if options.memory_layer is None else options.memory_layer
+    )
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < num_layers:
+        raise ValueError(f"`memory_layer` must be in [0, {num_layers}); got {index!r}.")
+    return index
+
+
+_POSITION_BIAS_OPTIONS = ("use_position_bias", "num_position_buckets", "max_position_distance")
+
+
+def _without_position_bias(attention_options):
+    # The memory layer attends without position bias (meliad's memory layer).
+    return {k: v for k, v in attention_options.items() if k not in _POSITION_BIAS_OPTIONS}
+
+
+def _knn_blocks(sizes, options, attention_options):
+    memory_layer = _memory_layer_index(options, sizes.num_layers)
+    attention_options = {"use_cache": True, **attention_options}
+
+    def attention(i, common):
+        if i == memory_layer:
+            return KNNAttention(
+                sizes.num_heads,
+                sizes.head_dim,
+                sizes.window_length,
+                memory_size=options.memory_size,
+                num_neighbors=options.num_neighbors,
+                retrieval=options.retrieval,
+                **common,
+                **_without_position_bias(attention_options),
+            )
+        return XLAttention(
+            sizes.num_heads, sizes.head_dim, sizes.window_length, **common, **attention_options
+        )
+
+    return transformer_blocks(sizes, attention)
+
+
+def _dense_blocks(sizes, options, attention_options):
+    memory_layer = _memory_layer_index(options, sizes.num_layers)
+    attention_options = {"use_cache": True, **attention_options}
+
+    def attention(i, common):
+        if i == memory_layer:
+            # Dense over the segment and its memory: no window, cache or positions.
+            dense_options = {
+                k: v
+                for k, v in attention_options.items()
+                if k in ("include_self", "normalize_keys", "kernel_initializer")
+            }
+            return DenseKVAttention(
+                sizes.num_heads,
+                sizes.head_dim,
+                memory_size=options.memory_size,
+                **common,
+                **dense_options,
+            )
+        return XLAttention(
+            sizes.num_heads, sizes.head_dim, sizes.window_length, **common, **attention_options
+        )
+
+    return transformer_blocks(sizes, attention)
+
+
+MEMORIZING = MemoryKind(
+    name="memorizing",
+    summary="xl plus one kNN-memory layer (Memorizing Transformer)",
+    options=MemorizingOptions,
+    build_blocks=_knn_blocks,
+)
+MEMORIZING_DENSE = MemoryKind(
+    name="memorizing_dense",
+    summary="xl plus one dense-KV memory layer (meliad's memory2)",
+    options=DenseMemoryOptions,
+    build_blocks=_dense_blocks,
+)
