@@ -46,6 +46,7 @@ def main():
     totals = {}
     for kind, options in MODELS:
         options = dict(options)
+        own_preset = "preset" in options  # Melodi's rows compare two presets of one kind
         preset = options.pop("preset", args.preset)
         model = MemoryLM.from_preset(
             preset,
@@ -57,7 +58,7 @@ def main():
         )
         model.build({"tokens": (1, segment), "reset": (1,)})
         total = memory_footprint(model)["total"]
-        name = f"{kind}:{preset}" if kind == "melodi" else kind
+        name = f"{kind}:{preset}" if own_preset else kind
         totals[name] = total
         record = {"model": name, "bytes_per_row": total, "mib_per_row": round(total / 2**20, 2)}
         print(json.dumps({**record, **shape, **options}), flush=True)

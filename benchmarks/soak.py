@@ -36,7 +36,8 @@ import keras
 import numpy as np
 
 from keras_memory.backend.device import device_memory_bytes, device_name
-from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
+from keras_memory.memories import MODEL_KINDS, get_kind
+from keras_memory.models import PRESETS, MemoryLM
 from keras_memory.plots import cost_by_document_length
 
 
@@ -82,9 +83,10 @@ def count_traces(model, step_name):
 
 def build_model(args, kind):
     overrides = {"segment_length": args.segment_length}
-    if args.memory_size is not None and kind in ("memorizing", "memorizing_dense"):
+    options = get_kind(kind).option_names()
+    if args.memory_size is not None and "memory_size" in options:
         overrides["memory_size"] = args.memory_size
-    if args.retrieval is not None and kind == "memorizing":
+    if args.retrieval is not None and "retrieval" in options:
         overrides["retrieval"] = args.retrieval
     model = MemoryLM.from_preset(args.preset, kind=kind, stateful=True, **overrides)
     model.build({"tokens": (args.batch_size, args.segment_length), "reset": (args.batch_size,)})

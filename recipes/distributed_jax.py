@@ -70,6 +70,7 @@ def main(argv=None):
 
     from keras_memory.data import SegmentStream, StepWindow, python_source_corpus, text_files_corpus
     from keras_memory.distribution import model_parallel, state_layouts
+    from keras_memory.memories import get_kind
     from keras_memory.models import PRESETS, MemoryLM
     from keras_memory.training import CheckpointEvery, load_checkpoint, read_losses
 
@@ -98,11 +99,9 @@ def main(argv=None):
     model, progress = load_checkpoint(args.workdir)  # created inside the distribution
     first_step = progress["step"] if progress else 0
     if model is None:
-        options = {}
-        if args.kind.startswith("memorizing"):
-            options["memory_size"] = args.memory_size
-            if args.kind == "memorizing":
-                options["retrieval"] = args.retrieval
+        options = get_kind(args.kind).own_options(
+            memory_size=args.memory_size, retrieval=args.retrieval
+        )
         if args.segment_length:
             options["segment_length"] = args.segment_length
         model = MemoryLM.from_preset(args.preset, kind=args.kind, stateful=True, **options)

@@ -90,6 +90,7 @@ def main(argv=None):
     import keras
 
     from keras_memory.data import SegmentStream, StepWindow, python_source_corpus, text_files_corpus
+    from keras_memory.memories import get_kind
     from keras_memory.models import PRESETS, MemoryLM
     from keras_memory.training import (
         load_checkpoint,
@@ -122,11 +123,9 @@ def main(argv=None):
         model, progress = load_checkpoint(args.workdir)
         first_step = progress["step"] if progress else 0
         if model is None:
-            options = {}
-            if args.kind.startswith("memorizing"):
-                options["memory_size"] = args.memory_size
-                if args.kind == "memorizing":
-                    options["retrieval"] = args.retrieval
+            options = get_kind(args.kind).own_options(
+                memory_size=args.memory_size, retrieval=args.retrieval
+            )
             model = MemoryLM.from_preset(args.preset, kind=args.kind, **options)
             model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))
             model({"tokens": np.zeros((rows, segment_length), "int32")})  # creates the weights

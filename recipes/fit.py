@@ -17,6 +17,7 @@ import argparse
 import keras
 
 from keras_memory.data import SegmentStream, StepWindow, python_source_corpus, text_files_corpus
+from keras_memory.memories import get_kind
 from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
 from keras_memory.training import CheckpointEvery, evaluate_bits_per_token
 
@@ -50,13 +51,14 @@ def main():
         validation_docs = python_source_corpus("validation", max_documents=20)
     stream = SegmentStream(train_docs.tokenize(), args.batch_size, segment_length, seed=0)
 
-    memory = {}
-    if args.kind.startswith("memorizing"):
-        memory = {"memory_size": args.memory_size}
-        if args.kind == "memorizing":
-            memory["retrieval"] = args.retrieval
-    if args.kind == "block_recurrent":
-        memory = {"gate": args.gate, "variant": args.variant, "feedback": args.feedback}
+    # The flags this kind reads: the registry knows which are its own.
+    memory = get_kind(args.kind).own_options(
+        memory_size=args.memory_size,
+        retrieval=args.retrieval,
+        gate=args.gate,
+        variant=args.variant,
+        feedback=args.feedback,
+    )
     model = MemoryLM.from_preset(args.preset, kind=args.kind, stateful=True, **memory)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3))  # padding-masked loss by default
     model.fit(

@@ -20,6 +20,10 @@ QUALITY_MODELS = {
     "melodi": {"kind": "melodi"},
 }
 
+# The model of `QUALITY_MODELS` every other is compared with (its loss
+# differences, its line in the figures).
+QUALITY_BASELINE = "local"
+
 # Names of `keras_memory.bench.quality.CORPORA`: the embedded stdlib sources
 # (one document per package) and the King James Bible (one per book).
 QUALITY_CORPORA = ("code", "kjv")
@@ -43,8 +47,9 @@ RECALL_MODELS = {
     },
 }
 
-# `keras-memory bench speed --config NAME`: the configs of the reference
-# figures in shared/bench (a preset, its overrides, the batch size).
+# `keras-memory bench speed --config NAME` (and `keras_memory.bench.ceiling`):
+# the configs of the reference figures in benchmarks/README.md ("Peers"): a
+# preset, its overrides, the batch size.
 SPEED_CONFIGS = {
     # The PyTorch peers' CPU config: d512, 6 layers, 8 heads, 4 windows of 512.
     "d512": {

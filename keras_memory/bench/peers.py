@@ -2,8 +2,9 @@
 
 Run in a process of its own (`python -m keras_memory.bench.peers KIND
 --dim ...`), it trains lucidrains' PyTorch package for the kind on the
-config given and prints one JSON line, built as shared/bench's
-`peer_torch.py` builds them, so that its figures and ours are one run's:
+config given and prints one JSON line, so that its figures and ours are
+one run's (benchmarks/README.md, "Peers", has the recipe and the reference
+figures):
 
 - `block_recurrent`: `block-recurrent-transformer-pytorch==0.4.4`, its
   `BlockRecurrentTransformer` (flash attention, one recurrent layer halfway
@@ -32,10 +33,7 @@ import statistics
 import tempfile
 import time
 
-PACKAGES = {
-    "block_recurrent": ("block_recurrent_transformer_pytorch", "0.4.4"),
-    "memorizing": ("memorizing_transformers_pytorch", "0.4.1"),
-}
+from keras_memory.memories import get_kind
 
 
 def host_allocator():
@@ -118,8 +116,16 @@ def autocast(torch, device, args):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
+# Each kind's peer: `(module, version, step builder)`.
+PEERS = {
+    "block_recurrent": ("block_recurrent_transformer_pytorch", "0.4.4", block_recurrent_step),
+    "memorizing": ("memorizing_transformers_pytorch", "0.4.1", memorizing_step),
+}
+
+
 def measure(args):
-    module, version = PACKAGES[args.kind]
+    module, version, build = PEERS[args.kind]
+    kind_options = get_kind(args.kind).option_names()
     record = {
         "benchmark": "speed",
         "peer": f"{module}=={version}",
@@ -128,7 +134,7 @@ def measure(args):
         "segment_length": args.window * args.segments,
         "window_length": args.window,
         "precision": args.precision,
-        **({"memory_size": args.memory} if args.kind == "memorizing" else {}),
+        **({"memory_size": args.memory} if "memory_size" in kind_options else {}),
     }
     try:
         import torch
@@ -138,7 +144,6 @@ def measure(args):
         return {**record, "skipped": f"not installed ({error}); see keras_memory.bench.peers"}
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    build = block_recurrent_step if args.kind == "block_recurrent" else memorizing_step
     model, step = build(torch, package, args, device)
 
     def wait():
@@ -170,7 +175,7 @@ def measure(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("kind", choices=sorted(PACKAGES))
+    parser.add_argument("kind", choices=sorted(PEERS))
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--depth", type=int, default=6)
     parser.add_argument("--heads", type=int, default=8)

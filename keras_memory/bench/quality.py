@@ -15,8 +15,10 @@ import keras
 import numpy as np
 
 from keras_memory.backend.device import device_name
+from keras_memory.bench.configs import QUALITY_BASELINE
 from keras_memory.bench.configs import QUALITY_MODELS as MODELS
 from keras_memory.data import ByteTokenizer, SegmentStream, kjv_corpus, python_source_corpus
+from keras_memory.memories import get_kind
 from keras_memory.models import PRESETS, MemoryLM, rebuild_model
 from keras_memory.training import evaluate_bits_per_token, memory_footprint
 
@@ -92,7 +94,7 @@ def train_and_score(
     scored = evaluate_bits_per_token(model, validation, max_steps=eval_steps)
     eval_seconds = time.perf_counter() - started
     by_memory_size = {}
-    if options.get("kind", "xl").startswith("memorizing"):
+    if "memory_size" in get_kind(options.get("kind", "xl")).option_names():
         for size in eval_memory_sizes:
             resized = rebuild_model(model, memory_size=int(size))
             by_memory_size[str(size)] = round(
@@ -180,6 +182,6 @@ def main(args):
     if args.plot:
         from keras_memory.plots import plot_quality
 
-        for path in plot_quality(records, args.plot):
+        for path in plot_quality(records, args.plot, baseline=QUALITY_BASELINE):
             print(f"Wrote {path}")
     return records

@@ -26,11 +26,12 @@ import time
 import keras
 import numpy as np
 
-from keras_memory.backend.device import device_memory_bytes, device_name
+from keras_memory.backend.device import device_memory_bytes, device_name, wait_for_variables
 from keras_memory.bench.configs import PEER_OF_KIND, SPEED_CONFIGS
 from keras_memory.bench.peers import host_allocator
 from keras_memory.bench.records import json_lines_reporter
-from keras_memory.models import MODEL_KINDS, PRESETS, MemoryLM
+from keras_memory.memories import MODEL_KINDS, get_kind
+from keras_memory.models import PRESETS, MemoryLM
 
 # Dense bfloat16 matmul peaks (no sparsity), FLOP/s, by a fragment of the
 # device's name: the denominators of `mfu`.
@@ -38,13 +39,14 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
 def model_flops_per_token(trainable_params, num_layers, attention_width, keys_per_query):
-    """Training FLOPs per token by the convention of shared/bench's ceiling.
+    """Training FLOPs per token by the convention of the plain Keras ceiling.
 
     `6 * params` for the matmuls of the forward and backward passes plus
     `12 * layers * width * keys` for the attention scores and the weighted
     sum over `keys_per_query` keys. Memory-specific work (kNN search,
     recurrent states, compression) is not counted, so a memory model's MFU
-    understates the work its device does.
+    understates the work its device does. `keras_memory.bench.ceiling`
+    counts the plain decoder's FLOPs the same way.
 
     Args:
         trainable_params: int. Weights (not the memory state).
@@ -119,7 +121,7 @@ def measure_training_speed(
     """
     if precision is None:
         precision = SPEED_CONFIGS.get(config, {}).get("precision", "float32")
-    if not kind.startswith("memorizing"):
+    if "memory_size" not in get_kind(kind).option_names():
         overrides.pop("memory_size", None)
     preset, options, batch_size = resolve_config(config, batch_size=batch_size, **overrides)
     segment = options["segment_length"]
@@ -138,7 +140,7 @@ def measure_training_speed(
         inputs, targets = batches[min(i, len(batches) - 1)]
         start = time.perf_counter()
         loss = model.train_on_batch(inputs, targets)  # a Python float: waits for the loss
-        _wait_for(model)  # and for the variables' updates
+        wait_for_variables(model)  # and for the variables' updates
         if i >= warmup:
             times.append(time.perf_counter() - start)
     step_time = statistics.median(times)
@@ -234,23 +236,6 @@ def run_peer(kind, peer_path=None, steps=3, **config):
     if run.returncode or not lines:
         raise RuntimeError(f"The {kind} peer failed:\n{run.stderr[-3000:]}")
     return json.loads(lines[-1])
-
-
-def _wait_for(model):
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        jax.block_until_ready([v.value for v in model.variables])
-    elif backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    else:
-        import tensorflow as tf
-
-        tf.test.experimental.sync_devices()
 
 
 # The preset keys `bench speed` takes as options.

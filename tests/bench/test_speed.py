@@ -65,7 +65,7 @@ def fake_peers(tmp_path):
 
 
 def test_model_flops_are_six_per_weight_plus_the_attention_over_the_window():
-    # shared/bench's ceiling: 6 N + 12 L d W per token.
+    # The convention of the plain Keras ceiling (keras_memory.bench.ceiling): 6 N + 12 L d W.
     assert model_flops_per_token(1000, 2, 64, 32) == 6 * 1000 + 12 * 2 * 64 * 32
 
 

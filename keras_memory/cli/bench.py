@@ -1,0 +1,158 @@
+"""`keras-memory bench quality|recall|speed|ceiling`: benchmarks that print one JSON line each."""
+
+from keras_memory.cli.backend import add_backend_flag
+
+HELP = "Benchmarks that print one JSON line each."
+
+
+def add_arguments(parser):
+    """Adds `--backend` and the benchmarks, each a command of its own."""
+    from keras_memory.bench import ceiling
+
+    add_backend_flag(parser)
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True)
+    _add_quality(
+        benchmarks.add_parser(
+            "quality",
+            help="Train every memory model alike on the code and English corpora; "
+            "validation bits per byte.",
+        )
+    )
+    _add_recall(
+        benchmarks.add_parser(
+            "recall",
+            help="Train one-layer models of each memory on a fact-recall task; accuracy "
+            "against the distance back to the facts.",
+        )
+    )
+    _add_speed(
+        benchmarks.add_parser(
+            "speed",
+            help="Training tokens/s, step time, peak memory and MFU of each model kind; "
+            "--peers runs the PyTorch peers in the same run.",
+        )
+    )
+    ceiling.add_arguments(
+        benchmarks.add_parser(
+            "ceiling",
+            help="Training tokens/s of a plain Keras decoder of the same sizes: the speed "
+            "ceiling the memory kinds are measured against.",
+        )
+    )
+
+
+def run(args):
+    """Runs the benchmark `args.benchmark` names."""
+    from keras_memory.bench import ceiling, quality, recall, speed
+
+    benchmarks = {
+        "quality": quality.main,
+        "recall": recall.main,
+        "speed": speed.main,
+        "ceiling": ceiling.main,
+    }
+    return benchmarks[args.benchmark](args)
+
+
+def _add_speed(parser):
+    from keras_memory.bench.configs import SPEED_CONFIGS
+
+    parser.add_argument(
+        "--kind",
+        default="xl",
+        help="Comma-separated model kinds; each is measured in a process of its own.",
+    )
+    parser.add_argument(
+        "--config",
+        default="tiny",
+        help=f"One of {', '.join(SPEED_CONFIGS)} (the reference configs of the peers' figures) "
+        "or a preset name (batch 8).",
+    )
+    parser.add_argument("--steps", type=int, default=10, help="Timed steps.")
+    parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=("float32", "mixed_bfloat16"),
+        help="Default: the config's (p150: mixed_bfloat16), else float32.",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="Default: the config's.")
+    parser.add_argument("--segment-length", type=int, default=None)
+    parser.add_argument("--window-length", type=int, default=None)
+    parser.add_argument("--vocab-size", type=int, default=None)
+    parser.add_argument(
+        "--memory-size", type=int, default=None, help="kNN memory entries (memorizing kinds)."
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="Also run the PyTorch peers of block_recurrent and memorizing on the same config, "
+        "before and after ours (keras_memory.bench.peers says how to install them).",
+    )
+    parser.add_argument(
+        "--peer-path", default=None, help="Directory the peers were pip-installed into."
+    )
+    parser.add_argument("--peer-steps", type=int, default=3, help="Timed steps of each peer.")
+    parser.add_argument(
+        "--output", default=None, help="Append each record (a JSON line) to this file too."
+    )
+
+
+def _add_recall(parser):
+    from keras_memory.bench.configs import RECALL_MODELS
+
+    parser.add_argument(
+        "--models",
+        default=",".join(RECALL_MODELS),
+        help=f"Comma-separated, of {', '.join(RECALL_MODELS)}.",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=600, help="Training batches of documents per model."
+    )
+    parser.add_argument(
+        "--train-segments", type=int, default=4, help="Segments per training document."
+    )
+    parser.add_argument(
+        "--eval-segments", type=int, default=16, help="Segments per evaluation document."
+    )
+    parser.add_argument("--seed", type=int, default=0, help="Initialisation and data seed.")
+    parser.add_argument(
+        "--output", default=None, help="Append each record (a JSON line) to this file too."
+    )
+    parser.add_argument("--plot", default=None, metavar="PNG", help="Draw the curves here.")
+
+
+def _add_quality(parser):
+    from keras_memory.bench.configs import QUALITY_CORPORA, QUALITY_MODELS
+
+    parser.add_argument(
+        "--corpora",
+        default=",".join(QUALITY_CORPORA),
+        help=f"Comma-separated, of {', '.join(QUALITY_CORPORA)} (kjv needs Debian's "
+        "bible-kjv package).",
+    )
+    parser.add_argument(
+        "--models",
+        default=",".join(QUALITY_MODELS),
+        help=f"Comma-separated, of {', '.join(QUALITY_MODELS)}.",
+    )
+    parser.add_argument("--steps", type=int, default=600, help="Training steps per model.")
+    parser.add_argument(
+        "--eval-steps", type=int, default=600, help="Validation steps (fewer if it ends first)."
+    )
+    parser.add_argument("--preset", default="tiny", help="Model preset.")
+    parser.add_argument("--batch-size", type=int, default=8, help="Rows (documents) per step.")
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW rate.")
+    parser.add_argument("--seed", type=int, default=0, help="Initialisation and order seed.")
+    parser.add_argument(
+        "--eval-memory-sizes",
+        default="",
+        help="Comma-separated memory sizes: also score each trained memorizing model with "
+        "each (same weights, rebuild_model).",
+    )
+    parser.add_argument(
+        "--output", default=None, help="Append each record (a JSON line) to this file too."
+    )
+    parser.add_argument(
+        "--plot", default=None, metavar="DIR", help="Draw the figures of this run into DIR."
+    )

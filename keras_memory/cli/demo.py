@@ -1,0 +1,91 @@
+"""`keras-memory demo`: train local-only and Transformer-XL alike, compare, plot, sample.
+
+Each step is the command a user would type: the demo builds the command
+lines of `train`, `evaluate` and `generate` and parses them with those
+commands' own arguments, so every option keeps its default there.
+"""
+
+import argparse
+import json
+import os
+import time
+
+from keras_memory.cli.arguments import add_common
+
+HELP = (
+    "Train local-only and Transformer-XL on the built-in code corpus, "
+    "compare bits per byte, plot losses, sample."
+)
+
+# The kinds the demo trains and compares; the last one writes the sample.
+DEMO_KINDS = ("local", "xl")
+# Every demo run: the tiny preset in float32, one checkpoint at the end, resumable.
+TRAIN_FLAGS = (
+    "--preset", "tiny", "--precision", "float32", "--learning-rate", "3e-3",
+    "--checkpoint-every", "0", "--resume", "--tokenizer", "bytes",
+)  # fmt: skip
+SAMPLE_FLAGS = (
+    "--prompt", "import ", "--num-tokens", "200", "--temperature", "0.8", "--top-k", "40",
+)  # fmt: skip
+
+
+def add_arguments(parser):
+    """Adds `demo`'s flags: the common ones, steps and batch size."""
+    add_common(parser)
+    parser.add_argument("--steps", type=int, default=800, help="Training steps per model.")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--eval-steps", type=int, default=100, help="Validation steps.")
+
+
+def run(args):
+    """Trains and scores each of `DEMO_KINDS`, prints a table, plots the losses, samples."""
+    from keras_memory.cli import evaluate, generate, train
+    from keras_memory.plots import plot_losses
+    from keras_memory.training import load_checkpoint
+
+    common = _common_flags(args)
+    results, curves = [], {}
+    for kind in DEMO_KINDS:
+        workdir = ["--workdir", os.path.join(args.workdir, kind)]
+        started = time.time()
+        train.run(
+            _parse(
+                train,
+                [*common, *workdir, "--kind", kind, *TRAIN_FLAGS]
+                + ["--steps", str(args.steps), "--batch-size", str(args.batch_size)],
+            )
+        )
+        model, progress = load_checkpoint(workdir[1])
+        evaluation = _parse(evaluate, [*common, *workdir, "--max-steps", str(args.eval_steps)])
+        result = evaluate.run(evaluation, model, progress)
+        result["train_seconds"] = round(time.time() - started, 1)
+        results.append(result)
+        with open(os.path.join(workdir[1], "losses.jsonl")) as f:
+            curves[kind] = [json.loads(line)["loss"] for line in f]
+    print("\n| model | steps | validation bits per byte |")
+    print("|---|---|---|")
+    for r in results:
+        print(f"| {r['kind']} | {r['step']} | {r['bits_per_token']:.3f} |")
+    plot_path = plot_losses(curves, os.path.join(args.workdir, "loss.png"))
+    print(f"\nLoss curves: {plot_path}")
+    print("\nSample from the Transformer-XL model:\n")
+    generate.run(_parse(generate, [*common, *workdir, *SAMPLE_FLAGS]), model, progress)
+
+
+def _parse(command, argv):
+    """`argv` parsed as the command line of `command` (a module of `keras_memory.cli`)."""
+    parser = argparse.ArgumentParser(prog=f"keras-memory {command.__name__.rsplit('.', 1)[1]}")
+    command.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def _common_flags(args):
+    """The demo's common flags (but `--workdir`) as command-line text, to pass on."""
+    flags = []
+    for action in add_common(argparse.ArgumentParser()):
+        value = getattr(args, action.dest)
+        if action.dest == "workdir" or value is None or value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        flags += [flag] if action.nargs == 0 else [flag, str(value)]
+    return flags
