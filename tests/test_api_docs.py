@@ -9,6 +9,7 @@ import re
 DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "api")
 PACKAGES = (
     "keras_memory.layers",
+    "keras_memory.memories",
     "keras_memory.models",
     "keras_memory.data",
     "keras_memory.training",
