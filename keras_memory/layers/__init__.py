@@ -33,6 +33,10 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_memory.layers' has no attribute {name!r}")
 
 
+def __dir__():
+    return sorted({*globals(), *_MECHANISM_LAYERS})
+
+
 __all__ = [
     "AccumulatingDense",
     "BlockRecurrentAttention",

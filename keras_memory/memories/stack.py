@@ -27,7 +27,8 @@ class StackSizes:
     activation: str | None = None
 
     def __post_init__(self):
-        check_int("num_layers", self.num_layers)
+        # A Python int: layer indices are compared with it (numpy ints pass in).
+        object.__setattr__(self, "num_layers", check_int("num_layers", self.num_layers))
 
 
 def layer_indices(arg, value, num_layers):

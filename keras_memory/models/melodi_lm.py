@@ -4,7 +4,6 @@ import keras
 from keras import ops
 
 from keras_memory.memories.melodi.melodi_layer import MelodiLayer
-from keras_memory.memories.stack import LayerByLayer
 from keras_memory.models.memory_lm import MemoryLM
 
 
@@ -92,7 +91,7 @@ class MelodiLM(MemoryLM):
             raise ValueError("A MelodiLM needs a static segment length.")
         summary = ops.cast(self.summary_embeddings, x.dtype)
         summary = ops.tile(summary[None], (ops.shape(x)[0], windows, 1))
-        packed, new_state = LayerByLayer()(
+        packed, new_state = self.stack_runner(
             self.blocks,
             ops.concatenate([x, summary], axis=1),
             state,

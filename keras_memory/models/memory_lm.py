@@ -217,6 +217,11 @@ class MemoryLM(SegmentLM):
         blocks = make_blocks(kind, stateful=stateful, dtype=dtype, **config)
         # The kind names the class that runs its blocks (Melodi's adds summary tokens).
         model_class = keras.saving.get_registered_object(spec.model_class)
+        if not isinstance(model_class, type):
+            raise ValueError(
+                f"Kind {kind!r} names the model class {spec.model_class!r}, which is not a "
+                "registered Keras class (keras.saving.register_keras_serializable)."
+            )
         if not issubclass(cls, model_class):
             cls = model_class
         return cls(

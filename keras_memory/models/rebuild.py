@@ -3,6 +3,7 @@
 from keras import ops
 
 from keras_memory.layers.memory_layer import memory_layers
+from keras_memory.ops.checks import check_int
 
 
 def rebuild_model(model, *, memory_size=None, stateful=None):
@@ -33,9 +34,7 @@ def rebuild_model(model, *, memory_size=None, stateful=None):
     """
     changes = {}
     if memory_size is not None:
-        if not isinstance(memory_size, int) or isinstance(memory_size, bool) or memory_size < 1:
-            raise ValueError(f"`memory_size` must be a positive int; got {memory_size!r}.")
-        changes["memory_size"] = memory_size
+        changes["memory_size"] = check_int("memory_size", memory_size)
     if stateful is not None:
         if stateful is not model.stateful:
             changes["stateful"] = bool(stateful)

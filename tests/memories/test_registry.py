@@ -145,3 +145,34 @@ def test_names_that_are_not_kinds_are_refused_by_name():
         register_kind(get_kind("xl"))
     with pytest.raises(ValueError, match="built-in"):
         unregister_kind("xl")
+
+
+@pytest.mark.parametrize("kind", ["memorizing", "block_recurrent", "melodi"])
+def test_sizes_may_be_numpy_ints(kind):
+    blocks = make_blocks(
+        kind,
+        num_layers=np.int64(3),
+        num_heads=np.int64(2),
+        head_dim=8,
+        intermediate_dim=32,
+        window_length=8,
+        memory_size=64,
+        num_states=4,
+        summary_size=2,
+        short_term_memory_size=2,
+        long_term_memory_size=8,
+        long_term_increment=2,
+    )
+    assert len(blocks) == 3
+
+
+def test_another_kinds_option_is_refused_unless_it_is_a_size():
+    sizes = dict(num_layers=2, num_heads=2, head_dim=8, intermediate_dim=32, window_length=8)
+    # Sizes of other kinds are left out: one dict of sizes serves every kind.
+    assert len(make_blocks("xl", memory_size=64, num_states=4, **sizes)) == 2
+    # So is an option at its default, which asks for nothing.
+    assert len(make_blocks("xl", gate="fixed", feedback=False, **sizes)) == 2
+    with pytest.raises(ValueError, match="`gate` is an option of the block_recurrent kind"):
+        make_blocks("xl", gate="lstm", **sizes)
+    with pytest.raises(ValueError, match="`retrieval` is an option of the memorizing kind"):
+        make_blocks("memorizing_dense", retrieval="scann", **sizes)

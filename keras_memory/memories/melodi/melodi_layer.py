@@ -17,6 +17,7 @@ from keras_memory.ops.checks import (
     check_activation,
     check_bool,
     check_initializer,
+    check_int,
     check_number,
 )
 from keras_memory.ops.masks import summary_causal_mask
@@ -133,18 +134,14 @@ class MelodiLayer(MemoryLayer):
         **kwargs,
     ):
         super().__init__(stateful=stateful, **kwargs)
-        for arg, value, minimum in (
-            ("num_heads", num_heads, 1),
-            ("head_dim", head_dim, 1),
-            ("window_length", window_length, 1),
-            ("intermediate_dim", intermediate_dim, 1),
-            ("summary_size", summary_size, 1),
-            ("short_term_memory_size", short_term_memory_size, 0),
-            ("long_term_memory_size", long_term_memory_size, 0),
-            ("long_term_increment", long_term_increment, 1),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"`{arg}` must be an int >= {minimum}; got {value!r}.")
+        num_heads = check_int("num_heads", num_heads)
+        head_dim = check_int("head_dim", head_dim)
+        window_length = check_int("window_length", window_length)
+        intermediate_dim = check_int("intermediate_dim", intermediate_dim)
+        summary_size = check_int("summary_size", summary_size)
+        short_term_memory_size = check_int("short_term_memory_size", short_term_memory_size, 0)
+        long_term_memory_size = check_int("long_term_memory_size", long_term_memory_size, 0)
+        long_term_increment = check_int("long_term_increment", long_term_increment)
         if long_term_memory_size and long_term_increment > long_term_memory_size:
             raise ValueError(
                 f"`long_term_increment` ({long_term_increment}) must not exceed "

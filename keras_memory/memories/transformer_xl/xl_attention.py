@@ -30,7 +30,7 @@ class XLAttention(AttentionHeads):
     "valid": (batch,) int32}`. On a row with `reset=True` the cache is zeroed
     and masked, so the first tokens of a document attend to nothing before
     them. (meliad zeroes the cache but still attends to the zero keys; see
-    docs/differences.md.)
+    docs/differences/transformer-xl.md.)
 
     Q/K/V and output projections have no bias. With `normalize_keys=True`
     (meliad's default) queries and keys are L2-normalised and the logits are
