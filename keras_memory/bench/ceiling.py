@@ -30,18 +30,18 @@ prints one JSON line (`main`).
 import argparse
 import datetime
 import resource
-import statistics
-import time
 
 import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_memory.backend.device import device_memory_bytes, device_name, wait_for_variables
+from keras_memory.backend.device import device_memory_bytes, device_name
+from keras_memory.bench.config_flags import add_config_flags
 from keras_memory.bench.configs import SPEED_CONFIGS
 from keras_memory.bench.peers import host_allocator
 from keras_memory.bench.records import json_lines_reporter
 from keras_memory.bench.speed import mfu, model_flops_per_token, resolve_config
+from keras_memory.bench.step_timing import median_step_time
 from keras_memory.models import PRESETS
 from keras_memory.ops.masks import window_mask
 
@@ -198,15 +198,7 @@ def measure_ceiling(
     for _ in range(min(4, warmup + steps)):
         tokens = rng.integers(0, vocab, size=(batch_size, segment + 1), dtype=np.int32)
         batches.append((tokens[:, :-1], tokens[:, 1:]))
-    times = []
-    for i in range(warmup + steps):
-        inputs, targets = batches[min(i, len(batches) - 1)]
-        start = time.perf_counter()
-        loss = model.train_on_batch(inputs, targets)  # a Python float: waits for the loss
-        wait_for_variables(model)  # and for the variables' updates
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    step_time = statistics.median(times)
+    step_time, loss = median_step_time(model, batches, warmup, steps)
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     keys = keys_per_query(attention, settings["window_length"])
     flops = model_flops_per_token(
@@ -249,24 +241,7 @@ def add_arguments(parser):
         help="block: causal inside each window (the cheapest model); window2: each window "
         "over [previous window, itself], the shape of a Transformer-XL window.",
     )
-    parser.add_argument(
-        "--config",
-        default="tiny",
-        help=f"One of {', '.join(SPEED_CONFIGS)} (the reference configs of the speed figures) "
-        "or a preset name (batch 8).",
-    )
-    parser.add_argument("--steps", type=int, default=10, help="Timed steps.")
-    parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
-    parser.add_argument(
-        "--precision",
-        default=None,
-        choices=("float32", "mixed_bfloat16"),
-        help="Default: the config's (p150: mixed_bfloat16), else float32.",
-    )
-    parser.add_argument("--batch-size", type=int, default=None, help="Default: the config's.")
-    parser.add_argument("--segment-length", type=int, default=None)
-    parser.add_argument("--window-length", type=int, default=None)
-    parser.add_argument("--vocab-size", type=int, default=None)
+    add_config_flags(parser)
     parser.add_argument(
         "--output", default=None, help="Append the record (a JSON line) to this file too."
     )

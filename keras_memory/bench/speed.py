@@ -18,18 +18,17 @@ import datetime
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 
-from keras_memory.backend.device import device_memory_bytes, device_name, wait_for_variables
+from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.bench.configs import PEER_OF_KIND, SPEED_CONFIGS
 from keras_memory.bench.peers import host_allocator
 from keras_memory.bench.records import json_lines_reporter
+from keras_memory.bench.step_timing import median_step_time
 from keras_memory.memories import MODEL_KINDS, get_kind
 from keras_memory.models import PRESETS, MemoryLM
 
@@ -135,15 +134,7 @@ def measure_training_speed(
         return {"tokens": tokens[:, :-1], "reset": np.full((batch_size,), first)}, tokens[:, 1:]
 
     batches = [batch(i == 0) for i in range(min(4, warmup + steps))]
-    times = []
-    for i in range(warmup + steps):
-        inputs, targets = batches[min(i, len(batches) - 1)]
-        start = time.perf_counter()
-        loss = model.train_on_batch(inputs, targets)  # a Python float: waits for the loss
-        wait_for_variables(model)  # and for the variables' updates
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    step_time = statistics.median(times)
+    step_time, loss = median_step_time(model, batches, warmup, steps)
     settings = {**PRESETS[preset], **options}
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     flops = model_flops_per_token(

@@ -55,31 +55,14 @@ def run(args):
 
 
 def _add_speed(parser):
-    from keras_memory.bench.configs import SPEED_CONFIGS
+    from keras_memory.bench.config_flags import add_config_flags
 
     parser.add_argument(
         "--kind",
         default="xl",
         help="Comma-separated model kinds; each is measured in a process of its own.",
     )
-    parser.add_argument(
-        "--config",
-        default="tiny",
-        help=f"One of {', '.join(SPEED_CONFIGS)} (the reference configs of the peers' figures) "
-        "or a preset name (batch 8).",
-    )
-    parser.add_argument("--steps", type=int, default=10, help="Timed steps.")
-    parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
-    parser.add_argument(
-        "--precision",
-        default=None,
-        choices=("float32", "mixed_bfloat16"),
-        help="Default: the config's (p150: mixed_bfloat16), else float32.",
-    )
-    parser.add_argument("--batch-size", type=int, default=None, help="Default: the config's.")
-    parser.add_argument("--segment-length", type=int, default=None)
-    parser.add_argument("--window-length", type=int, default=None)
-    parser.add_argument("--vocab-size", type=int, default=None)
+    add_config_flags(parser)
     parser.add_argument(
         "--memory-size", type=int, default=None, help="kNN memory entries (memorizing kinds)."
     )
