@@ -1,4 +1,4 @@
-"""Training pieces: evaluation, checkpoints, NaN/Inf checks."""
+"""Training pieces: evaluation, checkpoints, NaN/Inf checks, progress lines."""
 
 from keras_memory.training.checkpoints import (
     CheckpointEvery,
@@ -6,6 +6,7 @@ from keras_memory.training.checkpoints import (
     load_checkpoint,
     read_losses,
     release_workdir_lock,
+    remove_partial_checkpoints,
     save_checkpoint,
     workdir_lock,
 )
@@ -16,14 +17,16 @@ from keras_memory.training.finite_check import (
     check_finite,
     memory_state_variables,
 )
-from keras_memory.training.footprint import memory_footprint
+from keras_memory.training.footprint import memory_footprint, state_bytes
 from keras_memory.training.memory_state import load_memory_state, save_memory_state
+from keras_memory.training.progress_log import ProgressLog
 from keras_memory.training.recall import evaluate_recall, recall_by_distance
 
 __all__ = [
     "CheckpointEvery",
     "FiniteCheck",
     "NonFiniteError",
+    "ProgressLog",
     "check_finite",
     "checkpoint_path",
     "evaluate_bits_per_token",
@@ -31,10 +34,12 @@ __all__ = [
     "load_checkpoint",
     "load_memory_state",
     "memory_footprint",
+    "state_bytes",
     "memory_state_variables",
     "read_losses",
     "recall_by_distance",
     "release_workdir_lock",
+    "remove_partial_checkpoints",
     "save_checkpoint",
     "save_memory_state",
     "workdir_lock",

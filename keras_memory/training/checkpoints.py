@@ -13,11 +13,14 @@ back to the one before when it is damaged (a truncated or edited file).
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import warnings
 
 import keras
+
+from keras_memory.training.finite_check import NonFiniteError, check_finite
 
 CHECKPOINTS_DIR = "checkpoints"
 MODEL_NAME = "model.keras"
@@ -27,6 +30,7 @@ LOCK_NAME = ".lock"
 # The layout before checkpoint folders: one model and one progress file.
 _LEGACY_MODEL, _LEGACY_PROGRESS = "checkpoint.keras", "progress.json"
 _PREFIX, _TEMP_PREFIX = "step-", ".tmp-"
+_ADVICE = "lower the learning rate and resume"
 
 _held_locks = {}
 
@@ -104,6 +108,38 @@ def save_checkpoint(model, workdir, step, extra=None, keep=2):
         if name.startswith(_TEMP_PREFIX) and name.endswith(f"-{os.getpid()}"):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
     return final
+
+
+def remove_partial_checkpoints(workdir):
+    """Removes the temporary folders that saves killed midway left in `workdir`.
+
+    `save_checkpoint` writes into `checkpoints/.tmp-step-*` and renames it
+    into place when complete; a kill during a save leaves the `.tmp-` folder
+    behind. Call this only while holding the workdir's lock (`workdir_lock`):
+    with it held no other process can be writing one, so each is debris.
+
+    Args:
+        workdir: str. The run's folder.
+
+    Returns:
+        The sorted names of the removed folders (empty when there were none).
+
+    Example:
+    ```python
+    workdir_lock("runs/xl")
+    remove_partial_checkpoints("runs/xl")  # ['.tmp-step-00000010-4242']
+    ```
+    """
+    root = os.path.join(workdir, CHECKPOINTS_DIR)
+    removed = []
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        path = os.path.join(root, name)
+        if name.startswith(_TEMP_PREFIX) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            # Debris that cannot be removed is harmless: report only what went.
+            if not os.path.exists(path):
+                removed.append(name)
+    return removed
 
 
 def _load_verified(path):
@@ -210,12 +246,56 @@ def release_workdir_lock(workdir):
 
 
 def read_losses(workdir):
-    """`[{"step": int, "loss": float}]` recorded by `CheckpointEvery` in `workdir`."""
+    """The losses `CheckpointEvery` recorded in `WORKDIR/losses.jsonl`.
+
+    A run killed while appending leaves a partial last line: it is dropped
+    with a warning (the next `CheckpointEvery` rewrites the file without it).
+
+    Args:
+        workdir: str. The run's folder.
+
+    Returns:
+        `[{"step": int, "loss": float}]` in file order (empty: no file).
+
+    Raises:
+        ValueError: a line before the last is not such a record (the message
+            names the file and the line number).
+    """
     path = os.path.join(workdir, LOSSES_NAME)
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [(number, line) for number, line in enumerate(f, 1) if line.strip()]
+    records = []
+    for index, (number, line) in enumerate(lines):
+        record, problem = _parse_loss(line)
+        if problem is None:
+            records.append(record)
+        elif index == len(lines) - 1:
+            warnings.warn(
+                f"{path} line {number} is incomplete (a run killed while writing it?) "
+                f"and is ignored: {problem}",
+                stacklevel=2,
+            )
+        else:
+            raise ValueError(
+                f'{path} line {number} is not a JSON record {{"step": int, "loss": float}}: '
+                f"{problem}"
+            )
+    return records
+
+
+def _parse_loss(line):
+    """`(record, None)` for a sound `losses.jsonl` line, else `(None, what is wrong)`."""
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        return None, f"{error} in {line.rstrip()[:80]!r}"
+    fields = (record.get("step"), record.get("loss")) if isinstance(record, dict) else ()
+    # `type(...) is`, not isinstance: bool is an int, and `true` is no step or loss.
+    if len(fields) < 2 or type(fields[0]) is not int or type(fields[1]) not in (int, float):
+        return None, f"{line.rstrip()[:80]!r} lacks an int step or a number loss"
+    return record, None
 
 
 def truncate_losses(workdir, step):
@@ -233,9 +313,13 @@ def truncate_losses(workdir, step):
 class CheckpointEvery(keras.callbacks.Callback):
     """Saves a checkpoint every `every` steps and at the end of training.
 
-    It takes the workdir's lock when training begins (see `workdir_lock`)
-    and appends each step's loss to `WORKDIR/losses.jsonl` as it saves, so
-    the losses on disk always reach the newest checkpoint.
+    When training begins it takes the workdir's lock (see `workdir_lock`)
+    and removes temporary folders of killed saves. It appends each step's
+    loss to `WORKDIR/losses.jsonl` as it saves, so the losses on disk always
+    reach the newest checkpoint. A NaN never reaches the disk: a non-finite
+    loss, or non-finite weights or memory at a save (the loss of step t is
+    computed before step t's update, so the weights can break first), stop
+    training with `NonFiniteError` and leave the checkpoints as they were.
 
     Args:
         workdir: str. Where the checkpoints go.
@@ -243,22 +327,31 @@ class CheckpointEvery(keras.callbacks.Callback):
         first_step: int. Global step of the first batch of this `fit`.
         extra: dict. Written into `progress.json` beside the step.
         keep: int. Checkpoints kept (see `save_checkpoint`).
+
+    Attributes:
+        saved_step: int or None. The newest checkpoint's step, for messages:
+            the last this run saved, else `first_step` (None for 0).
+
+    Raises:
+        NonFiniteError: from `fit`, when training diverges (see above).
     """
 
     def __init__(self, workdir, every, first_step=0, extra=None, keep=2):
         super().__init__()
         self.workdir = workdir
         self.every = every
-        self.step = first_step
+        self.first_step = self.step = first_step
         self.extra = extra or {}
         self.keep = keep
         self.losses = []
         self._previous_mean = 0.0
-        self._saved_step = None
+        self._saved_step = None  # saved by this callback
+        self.saved_step = first_step or None
         self._written = 0
 
     def on_train_begin(self, logs=None):
         workdir_lock(self.workdir)
+        remove_partial_checkpoints(self.workdir)
         # Losses past the step this run starts from belong to a run that died.
         truncate_losses(self.workdir, self.step)
 
@@ -270,7 +363,11 @@ class CheckpointEvery(keras.callbacks.Callback):
         # Keras logs the running mean over the epoch (equal batch weights);
         # undo it to record this batch's own loss.
         mean = float(logs["loss"])
-        self.losses.append(mean * (batch + 1) - self._previous_mean * batch)
+        loss = mean * (batch + 1) - self._previous_mean * batch
+        if not (math.isfinite(mean) and math.isfinite(loss)):
+            self.model.stop_training = True
+            raise NonFiniteError(self._diverged(f"the loss is {loss}"))
+        self.losses.append(loss)
         self._previous_mean = mean
         if self.every and self.step % self.every == 0:
             self._save()
@@ -279,11 +376,23 @@ class CheckpointEvery(keras.callbacks.Callback):
         if self._saved_step != self.step:
             self._save()
 
+    def _diverged(self, what):
+        kept = f"the newest checkpoint (step {self.saved_step}) in {self.workdir} is kept"
+        if self.saved_step is None:
+            kept = f"no checkpoint was saved in {self.workdir}"
+        return f"training diverged at step {self.step}: {what}; {kept}; {_ADVICE}"
+
     def _save(self):
+        try:
+            check_finite(self.model)
+        except NonFiniteError as error:
+            self.model.stop_training = True
+            detail = str(error).rstrip(".")
+            raise NonFiniteError(self._diverged(detail[0].lower() + detail[1:])) from None
         first = self.step - len(self.losses) + 1
         with open(os.path.join(self.workdir, LOSSES_NAME), "a") as f:
             for i in range(self._written, len(self.losses)):
                 f.write(json.dumps({"step": first + i, "loss": self.losses[i]}) + "\n")
         self._written = len(self.losses)
         save_checkpoint(self.model, self.workdir, self.step, self.extra, keep=self.keep)
-        self._saved_step = self.step
+        self._saved_step = self.saved_step = self.step

@@ -2,19 +2,34 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
 import pytest
 
 from keras_memory.cli import main
+from keras_memory.data import SegmentStream
 from keras_memory.models import MemoryLM
-from keras_memory.training import load_checkpoint, save_checkpoint
-from keras_memory.training.checkpoints import CHECKPOINTS_DIR, MODEL_NAME, _checkpoint_dirs
+from keras_memory.training import (
+    CheckpointEvery,
+    NonFiniteError,
+    load_checkpoint,
+    read_losses,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
+from keras_memory.training.checkpoints import (
+    CHECKPOINTS_DIR,
+    MODEL_NAME,
+    _checkpoint_dirs,
+    truncate_losses,
+)
 from tests.conftest import to_numpy
 from tests.test_cli import corpus, train_args  # noqa: F401 (fixture)
 
@@ -185,8 +200,6 @@ def test_every_kind_killed_at_a_random_step_resumes_exactly(
     monkeypatch,
     kind,
 ):
-    from keras_memory.training import CheckpointEvery
-
     steps = 5
     kill_step = int(np.random.default_rng(sorted(KIND_OPTIONS).index(kind)).integers(2, steps))
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
@@ -205,3 +218,167 @@ def test_every_kind_killed_at_a_random_step_resumes_exactly(
     os.remove(os.path.join(killed, ".lock"))  # a copy, not a held lock
     main(train_args(corpus, killed, steps, *options, "--resume"))
     assert_same_run(straight, killed, steps)
+
+
+def segment_stream():
+    rng = np.random.default_rng(0)
+    documents = [rng.integers(3, 250, size=128 * 8) for _ in range(2)]
+    return SegmentStream(documents, batch_size=2, segment_length=128)
+
+
+def files_under(folder):
+    """`{relative path: bytes}` of every file under `folder`."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        f.write("".join(lines))
+
+
+def test_a_partial_last_loss_line_is_dropped_with_a_warning(tmp_path):
+    path = tmp_path / "losses.jsonl"
+    good = [json.dumps({"step": step, "loss": 2.5}) + "\n" for step in (1, 2, 3)]
+    write_lines(path, [*good, '{"step": 4, "lo'])  # killed while appending
+    with pytest.warns(UserWarning, match=f"{path} line 4 is incomplete"):
+        assert read_losses(str(tmp_path)) == [{"step": s, "loss": 2.5} for s in (1, 2, 3)]
+    with pytest.warns(UserWarning):
+        truncate_losses(str(tmp_path), 10)  # what a resumed CheckpointEvery does
+    assert path.read_text() == "".join(good)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(read_losses(str(tmp_path))) == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ['{"step": 2, "lo\n', "[2, 1.5]\n", '{"step": true, "loss": 1.0}\n', '{"step": 2}\n'],
+)
+def test_a_bad_loss_line_before_the_last_names_the_file_and_line(tmp_path, bad):
+    path = tmp_path / "losses.jsonl"
+    write_lines(path, ['{"step": 1, "loss": 2.0}\n', "\n", bad, '{"step": 3, "loss": 2.0}\n'])
+    expected = f'{path} line 3 is not a JSON record {{"step": int, "loss": float}}: '
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        read_losses(str(tmp_path))
+
+
+def test_temporary_folders_of_killed_saves_are_removed_when_training_begins(tmp_path):
+    workdir = str(tmp_path)
+    assert remove_partial_checkpoints(workdir) == []  # no checkpoints folder yet
+    stale = os.path.join(workdir, CHECKPOINTS_DIR, ".tmp-step-00000010-123")
+    os.makedirs(stale)
+    with open(os.path.join(stale, MODEL_NAME), "wb") as f:
+        f.write(b"PK\x03\x04 torn")
+    model = small_model()
+    callback = CheckpointEvery(workdir, every=2)
+    model.fit(segment_stream(), epochs=1, steps_per_epoch=4, verbose=0, callbacks=[callback])
+    assert sorted(os.listdir(os.path.join(workdir, CHECKPOINTS_DIR))) == [
+        "step-00000002",
+        "step-00000004",
+    ]
+    assert load_checkpoint(workdir)[1]["step"] == callback.saved_step == 4
+    # Only `.tmp-` folders go; the names come back sorted.
+    for name in (".tmp-step-00000008-7", ".tmp-step-00000006-9"):
+        os.makedirs(os.path.join(workdir, CHECKPOINTS_DIR, name))
+    assert remove_partial_checkpoints(workdir) == [".tmp-step-00000006-9", ".tmp-step-00000008-7"]
+    assert [step for step, _ in _checkpoint_dirs(workdir)] == [4, 2]
+
+
+class _PoisonAfter(keras.callbacks.Callback):
+    """Photographs the workdir, then writes NaN into every weight, after step `at`."""
+
+    def __init__(self, at, workdir):
+        super().__init__()
+        self.at, self.workdir, self.files = at, workdir, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.at:
+            self.files = files_under(self.workdir)
+            for variable in self.model.trainable_variables:
+                variable.assign(np.full(variable.shape, np.nan, variable.dtype))
+
+
+def diverged(step, kept, workdir):
+    return (
+        re.escape(f"training diverged at step {step}: ")
+        + ".*"
+        + re.escape(
+            f"; the newest checkpoint (step {kept}) in {workdir} is kept; "
+            "lower the learning rate and resume"
+        )
+    )
+
+
+def test_a_nan_loss_stops_training_and_leaves_the_checkpoints_as_they_were(tmp_path):
+    workdir = str(tmp_path)
+    model = small_model()
+    poison = _PoisonAfter(3, workdir)  # after the checkpoint of step 2
+    callback = CheckpointEvery(workdir, every=2)
+    with pytest.raises(NonFiniteError, match=diverged(4, 2, workdir)) as info:
+        model.fit(
+            segment_stream(), epochs=1, steps_per_epoch=6, verbose=0, callbacks=[callback, poison]
+        )
+    assert "at step 4: the loss is nan;" in str(info.value)
+    assert callback.saved_step == 2 and model.stop_training
+    assert files_under(workdir) == poison.files
+    assert [r["step"] for r in read_losses(workdir)] == [1, 2]
+
+
+def test_nan_weights_under_a_finite_loss_are_not_saved(tmp_path):
+    workdir = str(tmp_path)
+    model = small_model()
+    # Poisoned after step 4's update, before its save: step 4's loss was finite.
+    poison = _PoisonAfter(4, workdir)
+    with pytest.raises(NonFiniteError, match=diverged(4, 2, workdir)) as info:
+        model.fit(
+            segment_stream(),
+            epochs=1,
+            steps_per_epoch=6,
+            verbose=0,
+            callbacks=[poison, CheckpointEvery(workdir, every=2)],
+        )
+    assert "at step 4: non-finite values (NaN or Inf) in " in str(info.value)
+    assert files_under(workdir) == poison.files
+    assert [r["step"] for r in read_losses(workdir)] == [1, 2]
+
+
+def test_a_huge_learning_rate_never_writes_nan(tmp_path):
+    # AdamW at 1e9 turns the weights NaN in the update of step 2; step 3's loss is NaN.
+    def diverging_model():
+        model = small_model()
+        model.compile(optimizer=keras.optimizers.AdamW(1e9))
+        return model
+
+    # Saving every step: the save of step 2 finds the weights NaN.
+    workdir = str(tmp_path / "every_step")
+    callback = CheckpointEvery(workdir, every=1)
+    with pytest.raises(NonFiniteError, match=diverged(2, 1, workdir)):
+        diverging_model().fit(
+            segment_stream(), epochs=1, steps_per_epoch=6, verbose=0, callbacks=[callback]
+        )
+    assert [step for step, _ in _checkpoint_dirs(workdir)] == [1]
+    loaded, _ = load_checkpoint(workdir)
+    assert all(np.isfinite(w).all() for w in weights_of(loaded))
+    assert [r["step"] for r in read_losses(workdir)] == [1]
+
+    # No save before the NaN loss: the message says nothing was saved.
+    workdir = str(tmp_path / "rarely")
+    expected = re.escape(
+        "training diverged at step 3: the loss is nan; no checkpoint was saved in "
+        f"{workdir}; lower the learning rate and resume"
+    )
+    with pytest.raises(NonFiniteError, match=expected):
+        diverging_model().fit(
+            segment_stream(),
+            epochs=1,
+            steps_per_epoch=6,
+            verbose=0,
+            callbacks=[CheckpointEvery(workdir, every=5)],
+        )
+    assert _checkpoint_dirs(workdir) == [] and read_losses(workdir) == []
