@@ -10,10 +10,12 @@ The layers are built once per module and reused across examples.
 import keras
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from keras_memory import layers
+from keras_memory.memories import kind_names
+from keras_memory.models import make_blocks
 from tests.conftest import to_numpy
 
 B, HIDDEN, HEADS, HEAD_DIM, W = 2, 8, 2, 4, 4  # the sizes of tests/layers
@@ -119,8 +121,8 @@ bad_x = st.one_of(
         st.lists(st.integers(1, 5), min_size=1, max_size=4).filter(lambda s: len(s) != 3),
     ),
     st.tuples(st.just("width"), st.integers(1, 40).filter(lambda d: d != HIDDEN)),
-    st.tuples(st.just("length"), st.integers(1, MAX_LENGTH)),
-    st.tuples(st.just("batch"), st.integers(1, 5).filter(lambda b: b != B)),
+    st.tuples(st.just("length"), st.integers(0, MAX_LENGTH)),
+    st.tuples(st.just("batch"), st.integers(0, 5).filter(lambda b: b != B)),
     st.tuples(st.just("dtype"), st.sampled_from(["int32", "int64", "bool", "uint8"])),
 )
 
@@ -141,13 +143,81 @@ def make_bad_x(kind, mistake, parameter):
 @FAST
 @given(kind=st.sampled_from(KINDS), mistake=bad_x)
 def test_invalid_x_names_x_and_keeps_the_memory(stateful_layers, kind, mistake):
+    # A valid length is no mistake (test_valid_inputs_are_accepted): draw another example.
+    assume(not (mistake[0] == "length" and mistake[1] in valid_lengths(kind)))
     layer = stateful_layers[kind]
     x = make_bad_x(kind, *mistake)
-    if mistake[0] == "length" and mistake[1] in valid_lengths(kind):
-        return  # a valid length: covered by the valid-input property
     before = memory_of(layer)
     assert_rejected(lambda: layer(x, reset=np.zeros(x.shape[:1], bool)), "x")
     assert memory_of(layer) == before
+
+
+def empty_x_cases(length):
+    """`(x, message)`: a segment with no tokens and a batch with no rows, and what they raise."""
+    no_tokens, no_rows = (B, 0, HIDDEN), (0, length, HIDDEN)
+    return [
+        (
+            randn(*no_tokens),
+            rf"`x` must have at least 1 token per segment; got shape \({B}, 0, {HIDDEN}\)\.",
+        ),
+        (randn(*no_rows), rf"`x` must have at least 1 row; got shape \(0, {length}, {HIDDEN}\)\."),
+    ]
+
+
+def assert_empty_x_rejected(layer, length, **call_options):
+    """Both empty inputs raise ValueError naming `x`; a stateful layer's memory is untouched."""
+    for x, message in empty_x_cases(length):
+        before = memory_of(layer)
+        with pytest.raises(ValueError, match=message):
+            layer(x, reset=np.zeros(x.shape[:1], bool), **call_options)
+        assert memory_of(layer) == before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_segment_or_batch_names_x_and_keeps_the_memory(stateful_layers, kind):
+    # Each backend failed in its own kernel (division by zero, empty max, bad reshape).
+    assert_empty_x_rejected(stateful_layers[kind], valid_lengths(kind)[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_segment_or_batch_names_x_in_a_functional_call(functional_layers, kind):
+    layer = functional_layers[kind]
+    assert_empty_x_rejected(layer, valid_lengths(kind)[0], state=layer.initial_state(B))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_empty_input_does_not_build_a_stateful_layer(kind):
+    # Keras builds before `call`: the memory would be sized for 0 rows.
+    layer = make_memory_layer(kind, stateful=True)
+    for x, message in empty_x_cases(valid_lengths(kind)[0]):
+        with pytest.raises(ValueError, match=message):
+            layer(x)
+        assert not layer.built
+
+
+@pytest.mark.parametrize("kind", kind_names())
+def test_every_kinds_blocks_reject_an_empty_segment_or_batch(kind):
+    blocks = make_blocks(
+        kind,
+        num_layers=2,
+        num_heads=HEADS,
+        head_dim=HEAD_DIM,
+        intermediate_dim=8,
+        window_length=W,
+        stateful=True,
+        memory_size=MEMORY,
+        num_neighbors=2,
+        num_states=2,
+        summary_size=SUMMARY,
+        short_term_memory_size=SUMMARY,
+        long_term_memory_size=4,
+        long_term_increment=2,
+    )
+    for block in blocks:
+        # A Melodi block reads each window's tokens packed with its summary tokens.
+        length = W + SUMMARY if isinstance(block, layers.MelodiLayer) else W
+        block(randn(B, length, HIDDEN, seed=1), reset=np.ones(B, bool))
+        assert_empty_x_rejected(block, length)
 
 
 bad_reset = st.one_of(

@@ -1,7 +1,10 @@
-"""The only place that touches jax, tensorflow, torch or scann directly.
+"""Backend-specific kernels: the only code that imports jax or scann.
 
-Everything else in keras-memory is `keras.ops`; what a backend offers beyond
-it (approximate top-k kernels, host calls for ScaNN) lives here.
+The layers, models and ops are `keras.ops`; what a backend offers beyond it
+(approximate top-k kernels, host calls for ScaNN) lives here. Outside this
+package only `keras_memory.data` (tensorflow for the keras-hub tokenizers and
+the `tf.data` helpers, tensorflow_datasets for PG-19) and `bench.peers`
+(torch, to time the PyTorch reference ports) import a backend library.
 """
 
 from keras_memory.backend.accumulating_matmul import accumulating_matmul

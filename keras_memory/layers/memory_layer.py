@@ -7,6 +7,7 @@ from keras_memory.layers.call_arguments import convert_call_arguments
 from keras_memory.ops.checks import (
     check_bool,
     check_float_input,
+    check_not_empty,
     check_reset,
     check_shape,
     dtype_name,
@@ -188,7 +189,8 @@ class MemoryLayer(keras.layers.Layer):
     def check_input_shape(self, shape, functional=False):
         """Raises ValueError unless `x` of static `shape` suits this layer.
 
-        Checks the rank, the feature width the layer was built for, the
+        Checks the rank, the feature width the layer was built for, that
+        there is at least one row and one token (`check_not_empty`), the
         segment length (`check_segment_length`) and, for a stateful call,
         the batch size of the state variables. Sizes that are not static
         pass. A model calls it for every block before running any, so a
@@ -203,6 +205,8 @@ class MemoryLayer(keras.layers.Layer):
         shape = static_shape(shape)
         prefix = f"Layer '{self.name}': "
         check_shape("x", shape, ("batch", "segment", self.input_width() or "features"), prefix)
+        # Before the segment rules: a ring buffer's `memory_size % length` divides by it.
+        check_not_empty("x", shape, prefix)
         if shape[1] is not None:
             self.check_segment_length(shape[1])
         if (
@@ -250,7 +254,10 @@ class MemoryLayer(keras.layers.Layer):
                 raise ValueError(f"{prefix}`{label}` must have dtype {dtype}; got {got_dtype}.")
 
     def _check_build_shape(self, input_shape):
-        check_shape("x", input_shape, ("batch", "segment", "features"), f"Layer '{self.name}': ")
+        prefix = f"Layer '{self.name}': "
+        check_shape("x", input_shape, ("batch", "segment", "features"), prefix)
+        # Keras builds before `call` checks: a stateful layer would size its memory for 0 rows.
+        check_not_empty("x", input_shape, prefix)
 
     def _check_input(self, x, functional=False):
         prefix = f"Layer '{self.name}': "

@@ -5,6 +5,7 @@ import numpy as np
 
 from keras_memory.layers.call_arguments import convert_call_arguments
 from keras_memory.ops.checks import (
+    check_not_empty,
     check_reset,
     dtype_name,
     is_integer_dtype,
@@ -62,6 +63,9 @@ class SegmentLM(keras.Model):
         tokens = inputs.get("tokens") if isinstance(inputs, dict) else inputs
         if isinstance(tokens, (np.ndarray, list, tuple)):
             self.check_tokens(tokens)
+        elif hasattr(tokens, "shape") and len(tokens.shape) == 2:
+            # Before Keras builds the model: a stateful one would size its memory for 0 rows.
+            check_not_empty("tokens", tokens)
         (inputs, *args), kwargs = convert_call_arguments(self, (inputs, *args), kwargs)
         return super().__call__(inputs, *args, **kwargs)
 
@@ -69,9 +73,10 @@ class SegmentLM(keras.Model):
         """Returns `(tokens, reset)` of a call's inputs, checked.
 
         Raises ValueError (before anything is computed) unless the tokens
-        are an integer `(batch, S)` tensor, `reset` is None or a bool/int
-        `(batch,)` tensor and, for a stateful model, `state` is None. Only
-        static shapes and dtypes are read: no host sync inside `jit`.
+        are an integer `(batch, S)` tensor with at least one row and one
+        token, `reset` is None or a bool/int `(batch,)` tensor and, for a
+        stateful model, `state` is None. Only static shapes and dtypes are
+        read: no host sync inside `jit`.
 
         Returns:
             `(tokens, reset)`, `reset` a bool tensor `(batch,)` or None.
@@ -94,6 +99,7 @@ class SegmentLM(keras.Model):
         dtype = dtype_name(tokens)
         if not is_integer_dtype(dtype):
             raise ValueError(f"`tokens` must be integer token ids; got dtype {dtype}.")
+        check_not_empty("tokens", tokens)
         if reset is not None:
             batch = tokens.shape[0]
             reset = check_reset(reset, None if batch is None else int(batch))
@@ -102,12 +108,13 @@ class SegmentLM(keras.Model):
         return tokens, reset
 
     def check_tokens(self, tokens):
-        """Raises ValueError unless `tokens` is an int `(batch, S)` array in range."""
+        """Raises ValueError unless `tokens` is a non-empty int `(batch, S)` array in range."""
         tokens = np.asarray(tokens)
         if tokens.ndim != 2:
             raise ValueError(f"`tokens` must have shape (batch, sequence); got {tokens.shape}.")
         if not np.issubdtype(tokens.dtype, np.integer):
             raise ValueError(f"`tokens` must be integers; got dtype {tokens.dtype}.")
+        check_not_empty("tokens", tokens.shape)
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
             raise ValueError(
                 f"`tokens` must lie in [0, vocab_size={self.vocab_size}); got "

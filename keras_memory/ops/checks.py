@@ -207,6 +207,35 @@ def check_shape(name, shape, expected, prefix=""):
             raise ValueError(f"{prefix}`{name}` must be {wanted}; got {shape}.")
 
 
+def check_not_empty(name, shape, prefix=""):
+    """Raises ValueError naming `name` if a `(batch, segment, ...)` shape has no rows or tokens.
+
+    A zero-length segment or batch has nothing to attend to or remember:
+    each backend fails on it in its own way, deep in a kernel (a division by
+    zero on JAX, an empty reduction on TensorFlow, a bad reshape on torch),
+    and a stateful layer built on it would size its memory for 0 rows. Only
+    static sizes are read: an unknown (None) size passes.
+
+    Args:
+        name: str. The argument's name, e.g. `"tokens"` or `"x"`.
+        shape: a tensor or a shape, batch first, the segment second.
+        prefix: str. Put before the message (e.g. the layer's name).
+
+    Example:
+    ```python
+    check_not_empty("tokens", tokens)
+    # ValueError: `tokens` must have at least 1 token per segment; got shape (2, 0).
+    ```
+    """
+    shape = static_shape(shape)
+    if shape and shape[0] == 0:
+        raise ValueError(f"{prefix}`{name}` must have at least 1 row; got shape {shape}.")
+    if len(shape) > 1 and shape[1] == 0:
+        raise ValueError(
+            f"{prefix}`{name}` must have at least 1 token per segment; got shape {shape}."
+        )
+
+
 def check_float_input(name, tensor, prefix=""):
     """Raises ValueError naming `name` unless `tensor` has a float dtype."""
     dtype = dtype_name(tensor)

@@ -295,12 +295,77 @@ def test_block_recurrent_model_two_segments_equal_one_and_round_trips(tmp_path):
     np.testing.assert_allclose(to_numpy(again), to_numpy(whole), atol=1e-5)
 
 
+def memory_of(model):
+    """Every block's state as numpy arrays (a copy: variables change in place on torch)."""
+    return [{k: to_numpy(v) for k, v in block.read_state().items()} for block in model.blocks]
+
+
+def logits_keeping_memory(model, x, training, memory=None):
+    """A stateful model's logits on `x` (no row starts a document) from `memory`, then restored.
+
+    `memory` (default: the model's own) is written first; afterwards the
+    model's memory is what it was, so calls can be compared.
+    """
+    saved = memory_of(model)
+    for block, state in zip(model.blocks, memory or saved):
+        block.write_state(state)
+    logits = to_numpy(model({"tokens": x, "reset": starts(False, False)}, training=training))
+    for block, state in zip(model.blocks, saved):
+        block.write_state(state)
+    return logits
+
+
 def test_block_recurrent_model_fits_with_state_dropout():
     model = small_model("block_recurrent", stateful=True, num_states=4, state_dropout=0.5)
     model.compile(optimizer=keras.optimizers.AdamW(3e-3))
     losses = model.fit(make_stream(), epochs=2, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses))
-    assert model.blocks[0].attention.state_dropout == 0.5
+    # In training each row starts a segment from the learned initial state
+    # with probability 0.5 (its XL cache kept); at inference never. So every
+    # row of a training call is either the inference row or the row with
+    # its recurrent state forgotten, and some calls forget some row.
+    x = tokens(2, 2 * W, seed=5)
+    inference = logits_keeping_memory(model, x, training=False)
+    forgotten_memory = memory_of(model)
+    forgotten_memory[0]["recurrent_valid"][:] = 0  # block 0 is the recurrent layer
+    forgotten = logits_keeping_memory(model, x, training=False, memory=forgotten_memory)
+    assert not np.allclose(forgotten, inference, atol=1e-4)
+    dropped_rows = 0
+    for _ in range(8):  # the seed generator draws anew each call: 0.25**8 to drop none
+        logits = logits_keeping_memory(model, x, training=True)
+        for row in range(2):
+            dropped = np.allclose(logits[row], forgotten[row], atol=1e-4)
+            assert dropped or np.allclose(logits[row], inference[row], atol=1e-4)
+            dropped_rows += dropped
+    assert dropped_rows > 0
+    # With state_dropout=0 (the same weights and memory) training equals inference.
+    plain = small_model("block_recurrent", stateful=True, num_states=4)
+    plain({"tokens": x, "reset": starts(True, True)})
+    plain.set_weights(model.get_weights())
+    np.testing.assert_allclose(logits_keeping_memory(plain, x, True), inference, atol=1e-5)
+    np.testing.assert_allclose(logits_keeping_memory(plain, x, False), inference, atol=1e-5)
+
+
+def test_block_recurrent_memory_dropout_from_preset_drops_the_cache_in_training_only():
+    # `memory_dropout` is an option of the block_recurrent kind: with p = 1
+    # every row ignores the recurrent layer's XL cache in training, so a
+    # second segment reads differently from inference; at inference the
+    # model computes exactly what the same weights with memory_dropout=0 do.
+    dropping = small_model("block_recurrent", num_states=4, memory_dropout=1.0)
+    plain = small_model("block_recurrent", num_states=4)
+    first, second = tokens(2, W, seed=1), tokens(2, W, seed=2)
+    _, state = dropping({"tokens": first, "reset": starts(True, True)})
+    plain({"tokens": first, "reset": starts(True, True)})
+    plain.set_weights(dropping.get_weights())
+
+    def logits(model, training):
+        inputs = {"tokens": second, "reset": starts(False, False)}
+        return to_numpy(model(inputs, state=state, training=training)[0])
+
+    inference = logits(dropping, training=False)
+    np.testing.assert_allclose(logits(plain, training=False), inference, atol=1e-6)
+    np.testing.assert_allclose(logits(plain, training=True), inference, atol=1e-6)
+    assert not np.allclose(logits(dropping, training=True), inference, atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["xl", "block_recurrent", "memorizing"])
