@@ -31,83 +31,18 @@ import argparse
 import datetime
 import resource
 
-import keras
-import numpy as np
-from keras import layers, ops
-
-from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.bench.config_flags import add_config_flags
 from keras_memory.bench.configs import SPEED_CONFIGS
-from keras_memory.bench.peers import host_allocator
 from keras_memory.bench.records import json_lines_reporter
-from keras_memory.bench.speed import mfu, model_flops_per_token, resolve_config
-from keras_memory.bench.step_timing import median_step_time
-from keras_memory.models import PRESETS
-from keras_memory.ops.masks import window_mask
+
+# Keras (and what needs it) is imported by the functions that build and time
+# the model, not here: the command line adds this module's flags
+# (`add_arguments`) before Keras, and so its backend, is imported.
 
 ATTENTIONS = ("block", "window2")
 
 # The preset keys `main` takes as options.
 _OVERRIDES = ("segment_length", "window_length", "vocab_size")
-
-
-class _DecoderBlock(layers.Layer):
-    """A pre-norm decoder block: windowed multi-head attention, then a ReLU feed-forward."""
-
-    def __init__(
-        self, hidden_dim, num_heads, head_dim, intermediate_dim, window_length, attention, **kwargs
-    ):
-        super().__init__(**kwargs)
-        self.num_heads, self.head_dim = num_heads, head_dim
-        self.window_length, self.attention = window_length, attention
-        policy = self.dtype_policy
-        self.attention_norm = layers.RMSNormalization(dtype=policy)
-        self.qkv = layers.Dense(3 * num_heads * head_dim, use_bias=False, dtype=policy)
-        self.attention_output = layers.Dense(hidden_dim, use_bias=False, dtype=policy)
-        self.feed_forward_norm = layers.RMSNormalization(dtype=policy)
-        self.hidden = layers.Dense(
-            intermediate_dim, use_bias=False, activation="relu", dtype=policy
-        )
-        self.feed_forward_output = layers.Dense(hidden_dim, use_bias=False, dtype=policy)
-        # (queries of a window, keys of [previous window, window]), for `window2`.
-        self.band = window_mask(window_length, 2 * window_length, window_length, include_self=True)
-
-    def build(self, input_shape):
-        attention_shape = (*input_shape[:-1], self.num_heads * self.head_dim)
-        for layer, shape in (
-            (self.attention_norm, input_shape),
-            (self.qkv, input_shape),
-            (self.attention_output, attention_shape),
-            (self.feed_forward_norm, input_shape),
-            (self.hidden, input_shape),
-            (self.feed_forward_output, (*input_shape[:-1], self.hidden.units)),
-        ):
-            layer.build(shape)
-
-    def call(self, x):
-        length = x.shape[1]
-        w, heads, head_dim = self.window_length, self.num_heads, self.head_dim
-        q, k, v = ops.split(self.qkv(self.attention_norm(x)), 3, axis=-1)
-        # One row per window: (batch * windows, w, heads, head_dim).
-        q = ops.reshape(q, (-1, w, heads, head_dim))
-        if self.attention == "block":
-            k = ops.reshape(k, (-1, w, heads, head_dim))
-            v = ops.reshape(v, (-1, w, heads, head_dim))
-            y = ops.dot_product_attention(q, k, v, is_causal=True)
-        else:
-            k, v = self._with_previous_window(k), self._with_previous_window(v)
-            band = ops.convert_to_tensor(self.band[None, None])
-            y = ops.dot_product_attention(q, k, v, mask=band)
-        x = x + self.attention_output(ops.reshape(y, (-1, length, heads * head_dim)))
-        return x + self.feed_forward_output(self.hidden(self.feed_forward_norm(x)))
-
-    def _with_previous_window(self, t):
-        """`(batch, length, width)` -> `(batch * windows, 2 w, heads, head_dim)`: each
-        window's keys (or values) after the previous window's, zeros before the first."""
-        w, heads, head_dim = self.window_length, self.num_heads, self.head_dim
-        t = ops.reshape(t, (-1, t.shape[1] // w, w, heads, head_dim))
-        previous = ops.concatenate([ops.zeros_like(t[:, :1]), t[:, :-1]], axis=1)
-        return ops.reshape(ops.concatenate([previous, t], axis=2), (-1, 2 * w, heads, head_dim))
 
 
 def dense_decoder(settings, attention="block", batch_size=None, precision="float32"):
@@ -125,6 +60,11 @@ def dense_decoder(settings, attention="block", batch_size=None, precision="float
         A `keras.Model` from `(batch, segment_length)` int32 tokens to
         `(batch, segment_length, vocab_size)` logits.
     """
+    import keras
+    from keras import layers
+
+    from keras_memory.bench.decoder_block import DecoderBlock
+
     if attention not in ATTENTIONS:
         raise ValueError(f"`attention` must be one of {ATTENTIONS}; got {attention!r}.")
     window, segment = settings["window_length"], settings["segment_length"]
@@ -136,7 +76,7 @@ def dense_decoder(settings, attention="block", batch_size=None, precision="float
     tokens = keras.Input((segment,), batch_size=batch_size, dtype="int32")
     x = layers.Embedding(settings["vocab_size"], settings["hidden_dim"], dtype=precision)(tokens)
     for _ in range(settings["num_layers"]):
-        x = _DecoderBlock(
+        x = DecoderBlock(
             settings["hidden_dim"],
             settings["num_heads"],
             settings["head_dim"],
@@ -183,6 +123,15 @@ def measure_ceiling(
         (`tokens_per_s`, `step_time_s`, `model_tflops_per_s`, `mfu`, ...) and
         `attention` and `keys_per_query` in place of the model kind.
     """
+    import keras
+    import numpy as np
+
+    from keras_memory.backend.device import device_memory_bytes, device_name
+    from keras_memory.bench.peers import host_allocator
+    from keras_memory.bench.speed import mfu, model_flops_per_token, resolve_config
+    from keras_memory.bench.step_timing import median_step_time
+    from keras_memory.models.presets import PRESETS
+
     if precision is None:
         precision = SPEED_CONFIGS.get(config, {}).get("precision", "float32")
     preset, options, batch_size = resolve_config(config, batch_size=batch_size, **overrides)

@@ -7,10 +7,18 @@ memorizing kinds' `memory_size`) is one flag. An option the presets hold
 (`num_states`, the Melodi sizes) defaults to the `--preset`'s value. A kind
 registered with `register_kind` before the parser is built gets its flags
 too.
+
+Values are checked as they are parsed (argparse `type=` functions), so a bad
+one is refused naming its flag before anything is built: an int option must
+be >= 1 (>= 0 when its default is 0, or its layer reads 0 as "none"), a
+float must be finite, and one that is a probability (a dropout, a rate) in
+[0, 1].
 """
 
 import argparse
 import dataclasses
+import math
+import re
 import typing
 
 from keras_memory.cli.values import memory_size
@@ -32,12 +40,58 @@ OVERRIDES = {
         "help": "kNN retrieval: exact top-k on device, meliad's bucketed argmax, the "
         "backend's approx_max_k, or a ScaNN index on the host",
     },
+    # The layers read 0 as "no such memory".
+    "short_term_memory_size": {"minimum": 0},
+    "long_term_memory_size": {"minimum": 0},
     # The option also takes layer indices; the flag sets True only.
     "feedback": {
         "help": "every other layer also reads the recurrent state written after the "
         "previous window (meliad's feedback variant)",
     },
 }
+
+# Words that, in a float option's name or help, make it a probability: in [0, 1].
+PROBABILITY_WORDS = ("dropout", "probability", "rate")
+
+
+def int_at_least(minimum):
+    """An argparse `type`: an int >= `minimum`, else an `ArgumentTypeError` saying so."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}; got {text!r}")
+        return value
+
+    return parse
+
+
+def finite_float(minimum=None, maximum=None):
+    """An argparse `type`: a finite float in `[minimum, maximum]` (None: unbounded)."""
+    if minimum is not None and maximum is not None:
+        expected = f"a float in [{minimum:g}, {maximum:g}]"
+    elif minimum is not None:
+        expected = f"a finite float >= {minimum:g}"
+    else:
+        expected = "a finite float"
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if (
+            not math.isfinite(value)
+            or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
+        return value
+
+    return parse
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +109,20 @@ class KindFlag:
     @property
     def flag(self):
         return "--" + self.name.replace("_", "-")
+
+    def parser(self):
+        """The flag's argparse `type`: reads a value and refuses one the option cannot take."""
+        override = OVERRIDES.get(self.name, {})
+        if "type" in override:
+            return override["type"]
+        if self.value_type is int:
+            return int_at_least(override.get("minimum", 0 if self.field.default == 0 else 1))
+        if self.value_type is float:
+            said = f"{self.name} {self.field.metadata.get('help', '')}".lower()
+            if set(re.findall("[a-z]+", said)) & set(PROBABILITY_WORDS):
+                return finite_float(0.0, 1.0)
+            return finite_float()
+        return self.value_type
 
 
 def kind_flags():
@@ -123,7 +191,7 @@ def _add_flag(group, option, from_preset):
     choices = field.metadata.get("choices")
     group.add_argument(
         option.flag,
-        type=override.get("type", option.value_type),
+        type=option.parser(),
         default=default,
         choices=tuple(choices) if choices is not None else None,
         help=help_text,

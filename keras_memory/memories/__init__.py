@@ -5,9 +5,8 @@ the builder of its stack of blocks. `registry` names the kinds; nothing else
 in the library compares a kind's name with a string.
 """
 
-from keras_memory.memories.block_recurrent import BlockRecurrentAttention
-from keras_memory.memories.melodi import MelodiLayer
-from keras_memory.memories.memorizing import DenseKVAttention, KNNAttention
+from typing import TYPE_CHECKING
+
 from keras_memory.memories.memory_kind import MemoryKind
 from keras_memory.memories.registry import (
     MODEL_KINDS,
@@ -19,7 +18,39 @@ from keras_memory.memories.registry import (
     unregister_kind,
 )
 from keras_memory.memories.stack import LayerByLayer, StackSizes, transformer_blocks
-from keras_memory.memories.transformer_xl import XLAttention
+
+if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
+    from keras_memory.memories.block_recurrent.block_recurrent_attention import (
+        BlockRecurrentAttention,
+    )
+    from keras_memory.memories.melodi.melodi_layer import MelodiLayer
+    from keras_memory.memories.memorizing.dense_kv_attention import DenseKVAttention
+    from keras_memory.memories.memorizing.knn_attention import KNNAttention
+    from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
+# Each mechanism's layers are imported on first use (a module `__getattr__`):
+# the registry, the kinds and their options import without Keras, so the
+# command line can make its flags from them before the backend is chosen.
+_LAZY = {
+    "BlockRecurrentAttention": "keras_memory.memories.block_recurrent.block_recurrent_attention",
+    "DenseKVAttention": "keras_memory.memories.memorizing.dense_kv_attention",
+    "KNNAttention": "keras_memory.memories.memorizing.knn_attention",
+    "MelodiLayer": "keras_memory.memories.melodi.melodi_layer",
+    "XLAttention": "keras_memory.memories.transformer_xl.xl_attention",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_memory.memories' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "MODEL_KINDS",

@@ -8,8 +8,9 @@ Block-Recurrent feedback uses.
 
 import dataclasses
 
-from keras_memory.layers.transformer_block import TransformerBlock
-from keras_memory.ops.checks import check_int
+# `TransformerBlock` and `check_int` (and so Keras) are imported where they are
+# used, not here: the registry imports this module, and the command line reads
+# the registry to make its flags before the backend is chosen.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,8 @@ class StackSizes:
     activation: str | None = None
 
     def __post_init__(self):
+        from keras_memory.ops.checks import check_int
+
         # A Python int: layer indices are compared with it (numpy ints pass in).
         object.__setattr__(self, "num_layers", check_int("num_layers", self.num_layers))
 
@@ -65,6 +68,8 @@ def transformer_blocks(sizes, attention_of):
     Returns:
         A list of `sizes.num_layers` blocks.
     """
+    from keras_memory.layers.transformer_block import TransformerBlock
+
     blocks = []
     for i in range(sizes.num_layers):
         common = dict(stateful=sizes.stateful, dtype=sizes.dtype, name=f"attention_{i}")

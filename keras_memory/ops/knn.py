@@ -5,6 +5,7 @@ from keras import ops
 from keras_memory.backend.retrieval import top_k
 from keras_memory.backend.slice_map import map_over_leading_axis, slicing_is_faster
 from keras_memory.ops.attention import MASKED_LOGIT
+from keras_memory.ops.retrieval_methods import RETRIEVAL_METHODS
 
 # Entries per block of the two-stage top-k: small blocks make the first
 # top-k (over chunk / BLOCK_SIZE block maxima) and the second (over
@@ -164,9 +165,6 @@ def scann_top_k(queries, memory_keys, memory_valid, k, index=None):
     keys = gather_memory(memory_keys, indices)  # (batch, heads, queries, k, dim)
     scores = ops.einsum("bqhd,bhqkd->bhqk", ops.cast(queries, keys.dtype), keys)
     return ops.where(found, ops.cast(scores, "float32"), MASKED_LOGIT), indices
-
-
-RETRIEVAL_METHODS = ("exact", "bucketed", "approx", "scann")
 
 
 def retrieve_top_k(

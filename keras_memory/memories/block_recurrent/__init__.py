@@ -5,8 +5,31 @@ window; `feedback_stack` runs a whole stack window by window when other
 layers read that state (meliad's feedback).
 """
 
-from keras_memory.memories.block_recurrent.block_recurrent_attention import (
-    BlockRecurrentAttention,
-)
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
+    from keras_memory.memories.block_recurrent.block_recurrent_attention import (
+        BlockRecurrentAttention,
+    )
+
+# The layers are imported on first use (a module `__getattr__`), not here:
+# the kind's options (`kind.py`) must import without Keras, and importing them
+# runs this `__init__` first.
+_LAZY = {
+    "BlockRecurrentAttention": "keras_memory.memories.block_recurrent.block_recurrent_attention",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = ["BlockRecurrentAttention"]

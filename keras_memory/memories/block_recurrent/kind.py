@@ -2,15 +2,13 @@
 
 import dataclasses
 
-from keras_memory.memories.block_recurrent.block_recurrent_attention import (
-    GATES,
-    VARIANTS,
-    BlockRecurrentAttention,
-)
-from keras_memory.memories.block_recurrent.feedback_stack import feedback_runner
+from keras_memory.memories.block_recurrent.state_choices import GATES, VARIANTS
 from keras_memory.memories.memory_kind import MemoryKind
 from keras_memory.memories.stack import layer_indices, transformer_blocks
-from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
+# The layers (and so Keras) are imported by the functions that build or run
+# them, not here: the command line reads this kind's options to make its
+# flags before the backend is chosen.
 
 
 def default_recurrent_layer(num_layers):
@@ -45,6 +43,13 @@ class BlockRecurrentOptions:
         default=0.0,
         metadata={"help": "training-time probability that a row drops its state for a segment"},
     )
+    memory_dropout: float = dataclasses.field(
+        default=0.0,
+        metadata={
+            "help": "training-time probability that a row ignores the recurrent layer's XL "
+            "cache for a segment"
+        },
+    )
     feedback: object = dataclasses.field(
         default=False,
         metadata={
@@ -55,6 +60,11 @@ class BlockRecurrentOptions:
 
 
 def _block_recurrent_blocks(sizes, options, attention_options):
+    from keras_memory.memories.block_recurrent.block_recurrent_attention import (
+        BlockRecurrentAttention,
+    )
+    from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
     num_layers = sizes.num_layers
     recurrent_layers = layer_indices(
         "recurrent_layer",
@@ -86,6 +96,7 @@ def _block_recurrent_blocks(sizes, options, attention_options):
                 variant=options.variant,
                 state_intermediate_dim=sizes.intermediate_dim,
                 state_dropout=options.state_dropout,
+                memory_dropout=options.memory_dropout,
                 **common,
                 **attention_options,
             )
@@ -101,10 +112,16 @@ def _block_recurrent_blocks(sizes, options, attention_options):
     return transformer_blocks(sizes, attention)
 
 
+def _feedback_runner(blocks):
+    from keras_memory.memories.block_recurrent.feedback_stack import feedback_runner
+
+    return feedback_runner(blocks)
+
+
 BLOCK_RECURRENT = MemoryKind(
     name="block_recurrent",
     summary="xl plus a Block-Recurrent layer (a gated state carried window to window)",
     options=BlockRecurrentOptions,
     build_blocks=_block_recurrent_blocks,
-    stack_runner=feedback_runner,
+    stack_runner=_feedback_runner,
 )

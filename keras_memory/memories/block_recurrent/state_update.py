@@ -4,9 +4,8 @@ import keras
 from keras import ops
 
 from keras_memory.layers.accumulating_dense import AccumulatingDense
-
-GATES = ("fixed", "lstm")
-VARIANTS = ("skip", "dual", "single")
+from keras_memory.memories.block_recurrent.state_choices import GATES as GATES
+from keras_memory.memories.block_recurrent.state_choices import VARIANTS as VARIANTS
 
 
 class StateUpdate:

@@ -4,6 +4,29 @@
 `keras_memory.models.MelodiLM` feeds the learned summary tokens in.
 """
 
-from keras_memory.memories.melodi.melodi_layer import MelodiLayer
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
+    from keras_memory.memories.melodi.melodi_layer import MelodiLayer
+
+# The layers are imported on first use (a module `__getattr__`), not here:
+# the kind's options (`kind.py`) must import without Keras, and importing them
+# runs this `__init__` first.
+_LAZY = {
+    "MelodiLayer": "keras_memory.memories.melodi.melodi_layer",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = ["MelodiLayer"]

@@ -2,9 +2,12 @@
 
 import dataclasses
 
-from keras_memory.memories.melodi.melodi_layer import MelodiLayer
 from keras_memory.memories.memory_kind import MemoryKind
 from keras_memory.memories.stack import layer_indices
+
+# The layers (and so Keras) are imported by the functions that build them,
+# not here: the command line reads this kind's options to make its flags
+# before the backend is chosen.
 
 
 def default_long_term_layer(num_layers):
@@ -34,6 +37,8 @@ class MelodiOptions:
 
 
 def _melodi_blocks(sizes, options, attention_options):
+    from keras_memory.memories.melodi.melodi_layer import MelodiLayer
+
     num_layers = sizes.num_layers
     (long_term_layer,) = layer_indices(
         "long_term_layer",

@@ -2,12 +2,13 @@
 
 import dataclasses
 
-from keras_memory.memories.memorizing.dense_kv_attention import DenseKVAttention
-from keras_memory.memories.memorizing.knn_attention import KNNAttention
 from keras_memory.memories.memory_kind import MemoryKind
 from keras_memory.memories.stack import transformer_blocks
-from keras_memory.memories.transformer_xl.xl_attention import XLAttention
-from keras_memory.ops.knn import RETRIEVAL_METHODS
+from keras_memory.ops.retrieval_methods import RETRIEVAL_METHODS
+
+# The layers (and so Keras) are imported by the functions that build them,
+# not here: the command line reads this kind's options to make its flags
+# before the backend is chosen.
 
 
 def default_memory_layer(num_layers):
@@ -73,6 +74,9 @@ def _without_position_bias(attention_options):
 
 
 def _knn_blocks(sizes, options, attention_options):
+    from keras_memory.memories.memorizing.knn_attention import KNNAttention
+    from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
     memory_layer = _memory_layer_index(options, sizes.num_layers)
     attention_options = {"use_cache": True, **attention_options}
 
@@ -96,6 +100,9 @@ def _knn_blocks(sizes, options, attention_options):
 
 
 def _dense_blocks(sizes, options, attention_options):
+    from keras_memory.memories.memorizing.dense_kv_attention import DenseKVAttention
+    from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
     memory_layer = _memory_layer_index(options, sizes.num_layers)
     attention_options = {"use_cache": True, **attention_options}
 

@@ -5,6 +5,29 @@ relative position bias and carries the last window's keys and values to the
 next segment (the cache). Every other kind builds on its window.
 """
 
-from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
+    from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
+# The layers are imported on first use (a module `__getattr__`), not here:
+# the kind's options (`kind.py`) must import without Keras, and importing them
+# runs this `__init__` first.
+_LAZY = {
+    "XLAttention": "keras_memory.memories.transformer_xl.xl_attention",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = ["XLAttention"]

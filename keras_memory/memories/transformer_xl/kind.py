@@ -4,7 +4,10 @@ import dataclasses
 
 from keras_memory.memories.memory_kind import MemoryKind
 from keras_memory.memories.stack import transformer_blocks
-from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
+# The layers (and so Keras) are imported by the functions that build them,
+# not here: the command line reads this kind's options to make its flags
+# before the backend is chosen.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,6 +17,8 @@ class NoOptions:
 
 def _xl_blocks(use_cache):
     def build(sizes, options, attention_options):
+        from keras_memory.memories.transformer_xl.xl_attention import XLAttention
+
         attention_options = {"use_cache": use_cache, **attention_options}
         if not use_cache and attention_options["use_cache"]:
             raise ValueError("kind='local' has no cache; use kind='xl' for `use_cache=True`.")
