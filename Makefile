@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(VENV)/bin/keras-memory demo --workdir workdir/demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check keras_memory tests benchmarks recipes
-	$(VENV)/bin/ruff format --check keras_memory tests benchmarks recipes
+	$(VENV)/bin/ruff check keras_memory keras_memory_command.py tests benchmarks recipes
+	$(VENV)/bin/ruff format --check keras_memory keras_memory_command.py tests benchmarks recipes
 
 # The tutorials' code blocks run while the site builds (markdown-exec); a block
 # that raises logs a warning, which --strict turns into a failed build. Not

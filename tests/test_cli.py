@@ -60,8 +60,6 @@ def test_train_evaluate_generate_end_to_end(corpus, tmp_path, capsys):
     main(
         [
             "generate",
-            "--data",
-            corpus,
             "--workdir",
             workdir,
             "--prompt",
@@ -80,17 +78,27 @@ def test_errors_are_one_clear_line_and_nonzero(corpus, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "does not exist" in capsys.readouterr().err
     main(train_args(corpus, workdir, 2))
-    with pytest.raises(SystemExit, match="already holds a checkpoint"):
-        main(train_args(corpus, workdir, 4))
-    with pytest.raises(SystemExit, match="another configuration"):
-        main(train_args(corpus, workdir, 4, "--resume", "--seed", "7"))
-    with pytest.raises(SystemExit, match="No checkpoint"):
-        main(["evaluate", "--workdir", str(tmp_path / "empty")])
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--max-documents", "0", "--workdir", str(tmp_path / "none")])
-    assert exit_info.value.code == 2 and "`documents` is empty" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="not a multiple"):
-        main(train_args(corpus, str(tmp_path / "r2"), 2, "--segment-length", "40"))
+    for argv, message in [
+        (train_args(corpus, workdir, 4), "already holds a checkpoint"),
+        (
+            train_args(corpus, workdir, 4, "--resume", "--seed", "7"),
+            "these flags differ from it: --seed 7 (saved: 0)",
+        ),
+        (["evaluate", "--workdir", str(tmp_path / "empty")], "--workdir"),
+        (
+            ["train", "--max-documents", "0", "--workdir", str(tmp_path / "none")],
+            "argument --max-documents: expected an int >= 1; got '0'",
+        ),
+        (
+            train_args(corpus, str(tmp_path / "r2"), 2, "--segment-length", "40"),
+            "not a multiple",
+        ),
+    ]:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        error = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 2 and message in error[-1], (argv, error)
 
 
 def test_synthetic_task_training_and_recall_by_distance(tmp_path, capsys):
@@ -141,8 +149,6 @@ def test_subword_tokenizer_is_trained_saved_and_reused(corpus, tmp_path, capsys,
     main(
         [
             "generate",
-            "--data",
-            corpus,
             "--workdir",
             workdir,
             "--prompt",
@@ -176,12 +182,13 @@ def test_memorizing_kind_trains_and_checks_its_memory_size(corpus, tmp_path, cap
     main(["evaluate", "--data", corpus, "--workdir", workdir, "--memory-size", "256"])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["memory_size"] == 256 and 0 < result["bits_per_token"] < 12
-    with pytest.raises(SystemExit, match="multiple of the segment length"):
+    with pytest.raises(SystemExit):
         main(
             train_args(
                 corpus, str(tmp_path / "bad"), 2, "--kind", "memorizing", "--memory-size", "50"
             )
         )
+    assert "multiple of the segment length" in capsys.readouterr().err
 
 
 def test_memory_sizes_by_name():
@@ -229,9 +236,7 @@ def test_block_recurrent_kind_trains_evaluates_and_generates(corpus, tmp_path, c
     main(["evaluate", "--data", corpus, "--workdir", workdir])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["kind"] == "block_recurrent" and 0 < result["bits_per_token"] < 12
-    main(
-        ["generate", "--data", corpus, "--workdir", workdir, "--prompt", "ab", "--num-tokens", "20"]
-    )
+    main(["generate", "--workdir", workdir, "--prompt", "ab", "--num-tokens", "20"])
     assert capsys.readouterr().out.startswith("ab")
 
 
@@ -293,9 +298,23 @@ def test_check_finite_stops_a_diverging_run_before_it_checkpoints_nan(corpus, tm
     args = ["--learning-rate", "1e30", "--checkpoint-every", "1", "--check-finite"]
     with pytest.raises(SystemExit) as exit_info:
         main(train_args(corpus, workdir, 6, *args))
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 1
     assert "FiniteCheck stopped training after step" in capsys.readouterr().err
     model, _ = load_checkpoint(workdir)
     if model is not None:  # the steps before the NaN; never a non-finite checkpoint
         for weight in model.weights:
             assert np.all(np.isfinite(keras.ops.convert_to_numpy(weight))), weight.path
+
+
+def test_resume_of_a_run_saved_before_an_option_existed_takes_its_default():
+    from keras_memory.cli.run_config import differences
+
+    saved = {"kind": "block_recurrent", "segment_length": 32, "data": "python-source"}
+    asked = {**saved, "memory_dropout": 0.0}
+    assert differences(saved, asked) == []
+    assert differences(saved, {**asked, "memory_dropout": 0.5}) == [
+        "--memory-dropout 0.5 (saved: 0.0)"
+    ]
+    assert differences(saved, {**saved, "segment_length": 64}) == [
+        "--segment-length 64 (saved: 32)"
+    ]

@@ -71,7 +71,7 @@ def test_warm_start_copies_and_freezes_the_embedding_with_the_presets_tokenizer(
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["tokenizer"] == "hub" and result["tokens"] > 0
     # A vocabulary of 37: the default top-k of 40 would be refused.
-    main(["generate", "--data", corpus, "--workdir", workdir, "--prompt", "alpha", "--top-k", "5"])
+    main(["generate", "--workdir", workdir, "--prompt", "alpha", "--top-k", "5"])
     assert capsys.readouterr().out.startswith("alpha")
 
 

@@ -4,6 +4,10 @@ import sys
 
 DEFAULT_DATA = "python-source"
 SYNTHETIC_TASKS = ("passkey", "associative-recall")
+# `--data` values that name a corpus rather than a path.
+NAMED_DATA = (DEFAULT_DATA, "pg19", *SYNTHETIC_TASKS)
+# Skipped files named without --verbose.
+_NAMED_SKIPS = 3
 
 
 def corpus(args, split):
@@ -19,13 +23,35 @@ def corpus(args, split):
             split, data_dir=args.tfds_data_dir, max_documents=args.max_documents
         )
     else:
-        documents = text_files_corpus(args.data, split=split)
+        try:
+            documents = text_files_corpus(args.data, split=split)
+        except ValueError as error:
+            # The library names its argument; the user typed --data.
+            raise ValueError(str(error).replace("`path`", "--data", 1)) from None
         if args.max_documents is not None:
             documents.names = documents.names[: args.max_documents]
             documents.texts = documents.texts[: args.max_documents]
-    if documents.skipped:
-        print(f"Skipped {len(documents.skipped)} file(s) (not UTF-8 or empty).", file=sys.stderr)
+        if not documents.names:
+            raise ValueError(
+                f"--data {args.data!r} has no {split} documents: every file hashed into "
+                "the other split; add files or point at a folder with more."
+            )
+    _report_skipped(documents.skipped, getattr(args, "verbose", False))
     return documents
+
+
+def _report_skipped(skipped, verbose):
+    """Names the skipped files on stderr: the first few, or all with `--verbose`."""
+    if not skipped:
+        return
+    names = sorted(skipped)
+    shown = names if verbose else names[:_NAMED_SKIPS]
+    more = len(names) - len(shown)
+    print(
+        f"Skipped {len(names)} file(s): {', '.join(f'{n} ({skipped[n]})' for n in shown)}"
+        + (f" and {more} more (--verbose names them all)." if more else "."),
+        file=sys.stderr,
+    )
 
 
 def distances(args):

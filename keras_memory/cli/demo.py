@@ -10,7 +10,8 @@ import json
 import os
 import time
 
-from keras_memory.cli.arguments import add_common
+from keras_memory.cli.arguments import add_common, add_run
+from keras_memory.cli.values import positive_int
 
 HELP = (
     "Train local-only and Transformer-XL on the built-in code corpus, "
@@ -32,18 +33,21 @@ SAMPLE_FLAGS = (
 def add_arguments(parser):
     """Adds `demo`'s flags: the common ones, steps and batch size."""
     add_common(parser)
-    parser.add_argument("--steps", type=int, default=800, help="Training steps per model.")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--eval-steps", type=int, default=100, help="Validation steps.")
+    parser.add_argument("--steps", type=positive_int, default=800, help="Training steps per model.")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=8, help="Documents read in parallel."
+    )
+    parser.add_argument("--eval-steps", type=positive_int, default=100, help="Validation steps.")
 
 
 def run(args):
     """Trains and scores each of `DEMO_KINDS`, prints a table, plots the losses, samples."""
     from keras_memory.cli import evaluate, generate, train
+    from keras_memory.cli.command_parser import parse_command as _parse
     from keras_memory.plots import plot_losses
     from keras_memory.training import load_checkpoint
 
-    common = _common_flags(args)
+    common = _common_flags(args, add_common)
     results, curves = [], {}
     for kind in DEMO_KINDS:
         workdir = ["--workdir", os.path.join(args.workdir, kind)]
@@ -69,20 +73,14 @@ def run(args):
     plot_path = plot_losses(curves, os.path.join(args.workdir, "loss.png"))
     print(f"\nLoss curves: {plot_path}")
     print("\nSample from the Transformer-XL model:\n")
-    generate.run(_parse(generate, [*common, *workdir, *SAMPLE_FLAGS]), model, progress)
+    sample = [*_common_flags(args, add_run), *workdir, *SAMPLE_FLAGS]
+    generate.run(_parse(generate, sample), model, progress)
 
 
-def _parse(command, argv):
-    """`argv` parsed as the command line of `command` (a module of `keras_memory.cli`)."""
-    parser = argparse.ArgumentParser(prog=f"keras-memory {command.__name__.rsplit('.', 1)[1]}")
-    command.add_arguments(parser)
-    return parser.parse_args(argv)
-
-
-def _common_flags(args):
-    """The demo's common flags (but `--workdir`) as command-line text, to pass on."""
+def _common_flags(args, add_flags):
+    """The demo's flags that `add_flags` adds (but `--workdir`) as command-line text."""
     flags = []
-    for action in add_common(argparse.ArgumentParser()):
+    for action in add_flags(argparse.ArgumentParser()):
         value = getattr(args, action.dest)
         if action.dest == "workdir" or value is None or value == action.default:
             continue

@@ -1,8 +1,7 @@
 """`build_parser`: the `keras-memory` command line, one sub-command per module."""
 
-import argparse
-
 from keras_memory.cli import bench, demo, evaluate, generate, train
+from keras_memory.cli.command_parser import CommandParser, add_verbose_flag
 
 # Each command's module: its `HELP`, `add_arguments(parser)` and `run(args)`.
 COMMANDS = {
@@ -16,10 +15,10 @@ COMMANDS = {
 
 def build_parser():
     """The `argparse` parser of `keras-memory COMMAND ...`."""
-    parser = argparse.ArgumentParser(
-        prog="keras-memory", description="Train and use memory language models."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser(prog="keras-memory", description="Train and use memory language models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
-        command.add_arguments(commands.add_parser(name, help=command.HELP))
+        subparser = commands.add_parser(name, help=command.HELP, description=command.HELP)
+        command.add_arguments(subparser)
+        add_verbose_flag(subparser)
     return parser

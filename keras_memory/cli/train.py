@@ -1,4 +1,12 @@
-"""`keras-memory train`: train a model on long documents, checkpointing as it goes."""
+"""`keras-memory train`: train a model on long documents, checkpointing as it goes.
+
+Everything a command line can get wrong is checked before the workdir is
+written: the flags (by the parser), the workdir, the configuration against
+a checkpoint being resumed, and the memory against the machine's RAM.
+Training stops at the first non-finite loss, and no checkpoint is written
+with non-finite weights (`CheckpointEvery`); Ctrl-C says which checkpoint is
+the newest and how to continue.
+"""
 
 import os
 import sys
@@ -6,10 +14,13 @@ import sys
 from keras_memory.cli import run_config as config
 from keras_memory.cli.arguments import add_common, add_model
 from keras_memory.cli.corpora import corpus as read_corpus
+from keras_memory.cli.saved_run import check_workdir, newest_progress, run_config_of
 from keras_memory.cli.tokenizer import training_tokenizer
-from keras_memory.cli.values import tokenizer_name
+from keras_memory.cli.values import non_negative_int, positive_float, positive_int, tokenizer_name
 
 HELP = "Train a model on long documents."
+
+DEFAULT_LEARNING_RATE = 3e-3
 
 
 def add_arguments(parser):
@@ -26,24 +37,46 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--vocab-size",
-        type=int,
+        type=positive_int,
         default=8000,
         help="Vocabulary size for --tokenizer sentencepiece|bpe (an upper bound).",
     )
-    parser.add_argument("--steps", type=int, default=200, help="Total training steps.")
-    parser.add_argument("--batch-size", type=int, default=8, help="Documents read in parallel.")
-    parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW learning rate.")
-    parser.add_argument("--checkpoint-every", type=int, default=100, help="Steps per checkpoint.")
+    parser.add_argument("--steps", type=positive_int, default=200, help="Total training steps.")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=8, help="Documents read in parallel."
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=None,
+        help=f"Learning rate (default: {DEFAULT_LEARNING_RATE}; with --resume, the saved "
+        "run's, and a given one applies from the resumed step on).",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=non_negative_int,
+        default=100,
+        help="Steps per checkpoint; 0: only at the end.",
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=positive_int,
+        default=10,
+        help="Steps per progress line (step, loss in bits per token, tokens/s, ETA).",
+    )
     parser.add_argument(
         "--check-finite",
         action="store_true",
-        help="After every step, stop with an error naming the first NaN/Inf loss, memory "
-        "state variable or weight (costs a host sync per step).",
+        help="After every step, stop with an error naming the first NaN/Inf memory state "
+        "variable or weight (costs a host sync per step; a non-finite loss always stops "
+        "training, and a checkpoint is never written with non-finite weights).",
     )
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="Continue from the workdir's checkpoint: same step, optimizer and memory.",
+        help="Continue the workdir's run from its newest checkpoint (same step, optimizer "
+        "and memory) with its saved configuration; only --steps, --learning-rate, "
+        "--checkpoint-every, --progress-every and --check-finite may be given anew.",
     )
 
 
@@ -51,6 +84,7 @@ def run(args):
     """Trains (or, with `--resume`, continues) the run of `--workdir`; returns the model."""
     from keras_memory.training.checkpoints import release_workdir_lock, workdir_lock
 
+    check_workdir(args.workdir, create=True)
     # Taken before the checkpoint is read: two runs must not both start fresh.
     workdir_lock(args.workdir)
     try:
@@ -60,77 +94,78 @@ def run(args):
 
 
 def _train(args):
-    import keras
+    from keras_memory.training import load_checkpoint
 
-    from keras_memory.data import SegmentStream, StepWindow
-    from keras_memory.models import MemoryLM
-    from keras_memory.optimizers import Sophia
-    from keras_memory.training import CheckpointEvery, FiniteCheck, load_checkpoint
-
+    # The newest checkpoint's progress, read without loading its model: every
+    # check of the command line against it comes first, and costs nothing.
+    progress = newest_progress(args.workdir)
+    if progress == {}:  # damaged: the checkpoint before it is the one to resume
+        _, progress = load_checkpoint(args.workdir)
+    if progress is not None and not args.resume:
+        raise ValueError(
+            f"--workdir {args.workdir} already holds a checkpoint; pass --resume to "
+            "continue it or choose another --workdir."
+        )
+    resuming = progress is not None
+    if resuming:
+        config.take_saved_config(args, run_config_of(args.workdir, progress))
     preset = config.preset_of(args)
     if args.tokenizer is None:
         args.tokenizer = f"hub:{args.warm_start}" if args.warm_start else "bytes"
     segment = args.segment_length or preset["segment_length"]
     window = args.window_length or preset["window_length"]
-    run_config = config.base_run_config(args, segment, window)
-    model, progress = load_checkpoint(args.workdir)
-    if model is not None and not args.resume:
-        raise SystemExit(
-            f"--workdir {args.workdir} already holds a checkpoint; pass --resume to "
-            "continue it or choose another --workdir."
-        )
     if segment % window:
-        raise SystemExit(
+        raise ValueError(
             f"--segment-length {segment} is not a multiple of --window-length {window}."
         )
+    run_config = config.base_run_config(args, segment, window)
     kind_options = config.kind_options(args, preset, segment)
     lswt_options = config.lswt_options(args)
     config.add_model_options(run_config, args, kind_options, lswt_options)
-    resuming = args.resume and model is not None
     if resuming:
-        if progress.get("run_config") != run_config:
-            raise SystemExit(
-                f"--workdir {args.workdir} holds a run with another configuration:\n"
-                f"  saved: {progress.get('run_config')}\n  asked: {run_config}"
+        changed = config.differences(progress["run_config"], run_config)
+        if changed:
+            raise ValueError(
+                f"--resume continues the run in --workdir {args.workdir} as it was "
+                f"configured; these flags differ from it: {'; '.join(changed)}. Drop them, "
+                "or choose another --workdir for a new run."
             )
-        first_step = progress["step"]
-        if first_step >= args.steps:
-            print(f"Already trained {first_step} of {args.steps} steps.")
-            return model
+        if progress["step"] >= args.steps:
+            print(f"Already trained {progress['step']} of {args.steps} steps.")
+            return load_checkpoint(args.workdir)[0]
+    else:
+        _check_memory_fits(args, window, kind_options, lswt_options)
     corpus = read_corpus(args, "train")
     tokenizer = training_tokenizer(args, corpus, resuming)
     source = None
-    if args.warm_start and not resuming:
-        source = _warm_start_source(args.warm_start)
-        width = source.shape[1]
-        # The source's width replaces the preset's embedding_dim (LSWT's is OPT-125m's).
-        if args.embedding_dim is None and (
-            preset.get("embedding_dim") or width != preset["hidden_dim"]
-        ):
-            lswt_options["embedding_dim"] = width
-    if not resuming:
-        keras.utils.set_random_seed(args.seed)
-        model = MemoryLM.from_preset(
-            args.preset,
-            kind=args.kind,
-            stateful=True,
-            dtype=args.precision,
-            window_length=window,
-            vocab_size=tokenizer.vocab_size,
-            pad_token_id=tokenizer.pad_id,
-            **kind_options,
-            **lswt_options,
-        )
-        if args.optimizer == "sophia":
-            optimizer = Sophia(args.learning_rate)
-        else:
-            optimizer = keras.optimizers.AdamW(args.learning_rate)
-        model.compile(optimizer=optimizer)
+    if resuming:
+        model, progress = load_checkpoint(args.workdir)
+        first_step = progress["step"]
+        learning_rate = _resumed_learning_rate(args, model, progress)
+    else:
         first_step = 0
+        learning_rate = args.learning_rate or DEFAULT_LEARNING_RATE
+        if args.warm_start:
+            source = _warm_start_source(args.warm_start)
+            # The source's width replaces the preset's embedding_dim (LSWT's is OPT-125m's).
+            if args.embedding_dim is None and (
+                preset.get("embedding_dim") or source.shape[1] != preset["hidden_dim"]
+            ):
+                lswt_options["embedding_dim"] = source.shape[1]
+        model = _new_model(args, window, tokenizer, kind_options, lswt_options)
+        model.compile(optimizer=_optimizer(args.optimizer, learning_rate))
+    return _fit(args, model, corpus, tokenizer, first_step, run_config, learning_rate, source)
+
+
+def _fit(args, model, corpus, tokenizer, first_step, run_config, learning_rate, source):
+    from keras_memory.cli.interrupted import Interrupted
+    from keras_memory.data import SegmentStream, StepWindow
+    from keras_memory.training import CheckpointEvery, FiniteCheck, ProgressLog
+
     stream = SegmentStream(
         corpus.tokenize(tokenizer),
         args.batch_size,
-        segment,
+        run_config["segment_length"],
         seed=args.seed,
         vocab_size=model.vocab_size,
         **tokenizer.special_ids,
@@ -140,25 +175,129 @@ def _train(args):
 
         model.build_from_data(stream)
         warm_start_embedding(model, source, freeze=args.freeze_embedding)
+    import keras
+
     print(
-        f"{args.kind}: {len(corpus)} documents, {corpus.num_bytes():,} bytes, "
+        f"{args.kind} on {keras.backend.backend()}: {len(corpus)} documents, "
+        f"{corpus.num_bytes():,} bytes, "
         f"{len(stream)} steps per epoch; training steps {first_step}..{args.steps}."
     )
     checkpoints = CheckpointEvery(
-        args.workdir, args.checkpoint_every, first_step, {"run_config": run_config}
+        args.workdir,
+        args.checkpoint_every,
+        first_step,
+        {"run_config": run_config, "learning_rate": learning_rate},
     )
-    model.fit(
-        StepWindow(stream, first_step, args.steps - first_step),
-        epochs=1,
-        callbacks=[
-            # Checked before the checkpoint is written: a NaN never reaches the disk.
-            *([FiniteCheck(every=1, check_weights=True)] if args.check_finite else []),
-            checkpoints,
-            keras.callbacks.TensorBoard(os.path.join(args.workdir, "logs"), update_freq=10),
-        ],
-        verbose=1 if sys.stdout.isatty() else 2,
+    callbacks = [
+        # Checked before the checkpoint is written: a NaN never reaches the disk.
+        *([FiniteCheck(every=1, check_weights=True)] if args.check_finite else []),
+        checkpoints,
+        ProgressLog(
+            args.steps,
+            args.batch_size * run_config["segment_length"],
+            first_step=first_step,
+            every=args.progress_every,
+        ),
+    ]
+    callbacks.append(
+        keras.callbacks.TensorBoard(os.path.join(args.workdir, "logs"), update_freq=10)
     )
+    try:
+        model.fit(
+            StepWindow(stream, first_step, args.steps - first_step),
+            epochs=1,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    except KeyboardInterrupt:
+        kept = checkpoints.saved_step
+        raise Interrupted(
+            f"interrupted at step {checkpoints.step}; "
+            + (f"the newest checkpoint is step {kept}" if kept else "no checkpoint was written")
+            + f". Continue with: keras-memory train --workdir {args.workdir} --resume"
+        ) from None
+    _plot_losses(args.workdir, args.kind)
     return model
+
+
+def _new_model(args, window, tokenizer, kind_options, lswt_options):
+    import keras
+
+    from keras_memory.models import MemoryLM
+
+    keras.utils.set_random_seed(args.seed)
+    return MemoryLM.from_preset(
+        args.preset,
+        kind=args.kind,
+        stateful=True,
+        dtype=args.precision,
+        window_length=window,
+        vocab_size=tokenizer.vocab_size,
+        pad_token_id=tokenizer.pad_id,
+        **kind_options,
+        **lswt_options,
+    )
+
+
+def _optimizer(name, learning_rate):
+    import keras
+
+    from keras_memory.optimizers import Sophia
+
+    return Sophia(learning_rate) if name == "sophia" else keras.optimizers.AdamW(learning_rate)
+
+
+def _resumed_learning_rate(args, model, progress):
+    """The saved run's learning rate, or `--learning-rate` from this step on (said aloud)."""
+    import keras
+
+    saved = progress.get("learning_rate")
+    if saved is None:
+        saved = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    if args.learning_rate is None or args.learning_rate == saved:
+        return saved
+    model.optimizer.learning_rate.assign(args.learning_rate)
+    print(f"--learning-rate {args.learning_rate} from step {progress['step']} on (was {saved}).")
+    return args.learning_rate
+
+
+def _check_memory_fits(args, window, kind_options, lswt_options):
+    """Refuses, before anything is allocated, a memory larger than this machine's RAM."""
+    from keras_memory.models import MemoryLM
+    from keras_memory.training import state_bytes
+
+    # Built without variables: the state's shapes come from the configuration.
+    model = MemoryLM.from_preset(
+        args.preset,
+        kind=args.kind,
+        stateful=True,
+        window_length=window,
+        **kind_options,
+        **{k: v for k, v in lswt_options.items() if k != "embedding_dim"},
+    )
+    needed = state_bytes(model, args.batch_size)
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise ValueError(
+            f"the memory state of --kind {args.kind} with these sizes (--memory-size "
+            f"{kind_options.get('memory_size', '-')}, --batch-size {args.batch_size}) needs "
+            f"{_gigabytes(needed)}; this machine has {_gigabytes(available)} of RAM."
+        )
+
+
+def _gigabytes(size):
+    return f"{size / 2**30:,.1f} GiB"
+
+
+def _plot_losses(workdir, label):
+    """Writes `WORKDIR/loss.png`: the whole run's loss curve, resumed parts included."""
+    from keras_memory.plots import plot_losses
+    from keras_memory.training import read_losses
+
+    losses = [record["loss"] for record in read_losses(workdir)]
+    if len(losses) >= 2:
+        path = plot_losses({label: losses}, os.path.join(workdir, "loss.png"))
+        print(f"Loss curve: {path}", file=sys.stderr)
 
 
 def _warm_start_source(preset):

@@ -30,7 +30,7 @@ def plot_losses(curves, path, smoothing=20):
         smooth = np.convolve(bits, np.ones(width) / width, mode="valid")
         ax.plot(np.arange(width, len(bits) + 1), smooth, label=label)
     ax.set_xlabel("training step")
-    ax.set_ylabel("training loss (bits per byte)")
+    ax.set_ylabel("training loss (bits per token)")
     ax.legend()
     ax.grid(alpha=0.3)
     return save(fig, path)
