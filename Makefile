@@ -4,6 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BACKENDS ?= jax tensorflow torch
+# Test processes per backend (pytest-xdist; a test file stays in one process,
+# so its module fixtures are built once). CI has 2 cores.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint docs clean
 
@@ -32,7 +35,8 @@ docs: $(STAMP)
 test: $(STAMP) lint docs
 	@for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \
-		KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider tests || exit 1; \
+		KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider \
+			-n $(TEST_WORKERS) --dist loadfile tests || exit 1; \
 	done
 
 clean:

@@ -25,8 +25,14 @@ SMALL_RUN = (
 )  # fmt: skip
 
 
+def user_environment():
+    """This process's environment as a user's shell has it: importing TensorFlow here
+    set `TF_CPP_MIN_LOG_LEVEL`, which the command would otherwise respect."""
+    return {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+
+
 def run_cli(*argv, env=None, cwd=None, timeout=600):
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment = {**user_environment(), "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [KERAS_MEMORY, *argv],
         capture_output=True,
@@ -64,6 +70,7 @@ def corpus(tmp_path_factory):
     for i in range(8):
         words = rng.choice(["alpha", "beta", "gamma", "delta", "\n"], size=60 + 40 * i)
         (folder / f"doc{i}.txt").write_text(" ".join(words))
+    (folder / "image.bin").write_bytes(b"\xff\xfe\xfd")
     return str(folder)
 
 
@@ -76,6 +83,10 @@ def trained(corpus, tmp_path_factory):
         "--checkpoint-every", "1", *SMALL_RUN,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    # Quiet: no TensorFlow/CUDA start-up notices; the skipped file named; a loss curve.
+    assert "cuInit" not in result.stderr and "oneDNN" not in result.stderr, result.stderr
+    assert "Skipped 1 file(s): " in result.stderr and "image.bin (not UTF-8)" in result.stderr
+    assert os.path.exists(os.path.join(workdir, "loss.png"))
     return workdir
 
 
@@ -145,11 +156,22 @@ def test_refused_commands_leave_the_checkpoints_byte_identical(argv, message, tr
 def test_resume_takes_the_saved_configuration_and_evaluate_the_saved_data(
     trained_copy, corpus, tmp_path
 ):
-    # From another directory, with no option repeated: the saved ones apply.
-    result = run_cli("train", "--workdir", trained_copy, "--resume", "--steps", "3", cwd=tmp_path)
+    # A save killed midway left a temporary folder: the next run removes it.
+    stale = os.path.join(trained_copy, "checkpoints", ".tmp-step-00000003-999999")
+    os.makedirs(stale)
+    # From another directory, with no option repeated: the saved ones apply; a new
+    # learning rate applies from the resumed step on, and is said so.
+    result = run_cli(
+        "train", "--workdir", trained_copy, "--resume", "--steps", "3",
+        "--learning-rate", "1e-4", cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    _, progress = load_checkpoint(trained_copy)
+    assert "--learning-rate 0.0001 from step 2 on (was 0.003)" in result.stdout
+    assert not os.path.exists(stale)
+    model, progress = load_checkpoint(trained_copy)
     assert progress["step"] == 3 and progress["run_config"]["segment_length"] == 32
+    assert progress["learning_rate"] == 1e-4
+    assert np.isclose(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), 1e-4)
     assert progress["run_config"]["data"] == os.path.abspath(corpus)
     result = run_cli("evaluate", "--workdir", trained_copy, "--max-steps", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -161,7 +183,7 @@ def test_default_backend_is_jax_whatever_keras_json_says(trained, tmp_path):
     home = tmp_path / "home"
     (home / ".keras").mkdir(parents=True)
     (home / ".keras" / "keras.json").write_text(json.dumps({"backend": "tensorflow"}))
-    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    env = {key: value for key, value in user_environment().items() if key != "KERAS_BACKEND"}
     env.update(HOME=str(home), PYTHONUNBUFFERED="1")
     result = subprocess.run(
         [KERAS_MEMORY, "evaluate", "--workdir", trained, "--max-steps", "1"],
@@ -172,6 +194,39 @@ def test_default_backend_is_jax_whatever_keras_json_says(trained, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["backend"] == "jax"
+
+
+def test_a_memory_larger_than_the_machine_is_refused_before_allocation(corpus, tmp_path):
+    workdir = str(tmp_path / "run")
+    line = error_line(
+        run_cli(
+            "train", "--data", corpus, "--workdir", workdir, "--kind", "memorizing",
+            "--memory-size", str(2**40), *SMALL_RUN,
+        )
+    )  # fmt: skip
+    assert "GiB" in line and "of RAM" in line and "--memory-size 1099511627776" in line, line
+    assert load_checkpoint(workdir) == (None, None)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any folder")
+def test_a_read_only_workdir_is_one_line(corpus, tmp_path):
+    workdir = tmp_path / "read-only"
+    workdir.mkdir()
+    workdir.chmod(0o500)
+    try:
+        line = error_line(run_cli("train", "--data", corpus, "--workdir", str(workdir)))
+    finally:
+        workdir.chmod(0o700)
+    assert "is not writable" in line, line
+
+
+def test_generate_without_top_k(trained):
+    result = run_cli(
+        "generate", "--workdir", trained, "--prompt", "alpha", "--num-tokens", "8",
+        "--top-k", "0", "--temperature", "0",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("alpha") and "tokens/s" in result.stderr
 
 
 def test_a_backend_keras_memory_cannot_run_on_is_one_line(tmp_path):
@@ -267,7 +322,7 @@ def test_ctrl_c_stops_at_a_step_and_says_how_to_resume(corpus, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**user_environment(), "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
         for line in process.stdout:

@@ -21,6 +21,7 @@ def main(argv=None):
     run_under_backend(args.backend, argv)
     quiet_libraries(args.verbose)
     prefix = f"keras-memory {args.command}"
+    failure = None
     try:
         import keras_memory
 
@@ -29,24 +30,34 @@ def main(argv=None):
         COMMANDS[args.command].run(args)
     except (KeyboardInterrupt, Interrupted) as interrupt:
         said = str(interrupt) if isinstance(interrupt, Interrupted) else "interrupted."
-        _fail(prefix, said, 130, args.verbose)
+        failure = _failure(said, 130, args.verbose)
     except ValueError as error:
         from keras_memory.training.finite_check import NonFiniteError
 
         # A diverged run is not a usage error: 1, like any other failure.
-        _fail(
-            prefix, f"error: {error}", 1 if isinstance(error, NonFiniteError) else 2, args.verbose
-        )
+        code = 1 if isinstance(error, NonFiniteError) else 2
+        failure = _failure(f"error: {error}", code, args.verbose)
     except OSError as error:
-        _fail(prefix, f"error: {error}", 1, args.verbose)
+        failure = _failure(f"error: {error}", 1, args.verbose)
+    if failure is not None:
+        # Out of the `except` block the failed call's frames are gone; collecting
+        # now finalizes what they held (a TensorFlow dataset iterator of a failed
+        # `fit`) while the interpreter lives, instead of after our last line with
+        # a warning of its own.
+        import gc
+
+        gc.collect()
+        message, code = failure
+        # A multi-line message (e.g. the damaged checkpoints it tried) stays readable
+        # but starts with the one line that says what happened.
+        print(f"{prefix}: {message}", file=sys.stderr)
+        raise SystemExit(code)
 
 
-def _fail(prefix, message, code, verbose):
+def _failure(message, code, verbose):
+    """`(message, code)` of the exception being handled; its traceback first if `verbose`."""
     if verbose:
         import traceback
 
         traceback.print_exc()
-    # A multi-line message (e.g. the damaged checkpoints it tried) stays readable
-    # but starts with the one line that says what happened.
-    print(f"{prefix}: {message}", file=sys.stderr)
-    raise SystemExit(code) from None
+    return message, code
