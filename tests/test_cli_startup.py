@@ -213,11 +213,11 @@ def test_lazy_names_are_the_classes_themselves():
         ),
         (
             ["--memory-dropout", "nan"],
-            "argument --memory-dropout: expected a float in [0, 1]; got 'nan'",
+            "argument --memory-dropout: expected a number >= 0.0 and <= 1.0 (finite); got 'nan'",
         ),
         (
             ["--memory-dropout", "1.5"],
-            "argument --memory-dropout: expected a float in [0, 1]; got '1.5'",
+            "argument --memory-dropout: expected a number >= 0.0 and <= 1.0; got '1.5'",
         ),
     ],
 )

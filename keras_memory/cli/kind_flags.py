@@ -17,11 +17,10 @@ float must be finite, and one that is a probability (a dropout, a rate) in
 
 import argparse
 import dataclasses
-import math
 import re
 import typing
 
-from keras_memory.cli.values import memory_size
+from keras_memory.cli.values import float_within, int_at_least, memory_size
 from keras_memory.models.presets import MEMORY_SIZES
 
 DEFAULT_KIND = "xl"
@@ -54,46 +53,6 @@ OVERRIDES = {
 PROBABILITY_WORDS = ("dropout", "probability", "rate")
 
 
-def int_at_least(minimum):
-    """An argparse `type`: an int >= `minimum`, else an `ArgumentTypeError` saying so."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}; got {text!r}")
-        return value
-
-    return parse
-
-
-def finite_float(minimum=None, maximum=None):
-    """An argparse `type`: a finite float in `[minimum, maximum]` (None: unbounded)."""
-    if minimum is not None and maximum is not None:
-        expected = f"a float in [{minimum:g}, {maximum:g}]"
-    elif minimum is not None:
-        expected = f"a finite float >= {minimum:g}"
-    else:
-        expected = "a finite float"
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if (
-            not math.isfinite(value)
-            or (minimum is not None and value < minimum)
-            or (maximum is not None and value > maximum)
-        ):
-            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
-        return value
-
-    return parse
-
-
 @dataclasses.dataclass(frozen=True)
 class KindFlag:
     """One kind option's flag: the option's field, what it reads, the kinds that have it."""
@@ -120,8 +79,8 @@ class KindFlag:
         if self.value_type is float:
             said = f"{self.name} {self.field.metadata.get('help', '')}".lower()
             if set(re.findall("[a-z]+", said)) & set(PROBABILITY_WORDS):
-                return finite_float(0.0, 1.0)
-            return finite_float()
+                return float_within(0.0, 1.0)
+            return float_within()
         return self.value_type
 
 

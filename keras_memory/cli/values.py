@@ -37,6 +37,16 @@ def _number(text, kind, minimum=None, above=None, maximum=None):
     return value
 
 
+def int_at_least(minimum):
+    """An argparse `type`: an int >= `minimum`."""
+    return lambda text: _number(text, int, minimum=minimum)
+
+
+def float_within(minimum=None, maximum=None):
+    """An argparse `type`: a finite number in `[minimum, maximum]` (None: unbounded)."""
+    return lambda text: _number(text, float, minimum=minimum, maximum=maximum)
+
+
 def positive_int(text):
     """An int >= 1 (steps, sizes, counts)."""
     return _number(text, int, minimum=1)
