@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 # listed in `ALLOWED_SIDEWAYS`.
 LEVELS = {
     "version": 0,
+    "lazy_names": 0,
     "backend": 1,
     "ops": 2,
     "data": 3,

@@ -12,6 +12,7 @@ from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.layers.relative_position_bias import RelativePositionBias
 from keras_memory.layers.token_mixing import TokenMixing
 from keras_memory.layers.transformer_block import TransformerBlock
+from keras_memory.lazy_names import lazy_names
 
 # Each mechanism's layers, at the names they had before they got their homes.
 # Resolved on first use: the mechanisms import the shared pieces above, so an
@@ -25,16 +26,7 @@ _MECHANISM_LAYERS = {
 }
 
 
-def __getattr__(name):
-    if name in _MECHANISM_LAYERS:
-        import importlib  # noqa: PLC0415
-
-        return getattr(importlib.import_module(_MECHANISM_LAYERS[name]), name)
-    raise AttributeError(f"module 'keras_memory.layers' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_MECHANISM_LAYERS})
+__getattr__, __dir__ = lazy_names(__name__, _MECHANISM_LAYERS)
 
 
 __all__ = [

@@ -7,6 +7,7 @@ in the library compares a kind's name with a string.
 
 from typing import TYPE_CHECKING
 
+from keras_memory.lazy_names import lazy_names
 from keras_memory.memories.memory_kind import MemoryKind
 from keras_memory.memories.registry import (
     MODEL_KINDS,
@@ -40,16 +41,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib  # noqa: PLC0415
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'keras_memory.memories' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

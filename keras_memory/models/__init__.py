@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING
 
+from keras_memory.lazy_names import lazy_names
 from keras_memory.memories.registry import MODEL_KINDS, make_blocks
 from keras_memory.models.presets import MEMORY_SIZES, PRESETS
 
@@ -28,16 +29,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib  # noqa: PLC0415
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'keras_memory.models' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

@@ -8,6 +8,7 @@ line can list the retrieval methods before the backend is chosen.
 
 from typing import TYPE_CHECKING
 
+from keras_memory.lazy_names import lazy_names
 from keras_memory.ops.retrieval_methods import RETRIEVAL_METHODS
 
 if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
@@ -47,16 +48,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib  # noqa: PLC0415
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'keras_memory.ops' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

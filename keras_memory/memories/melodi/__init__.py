@@ -6,6 +6,8 @@
 
 from typing import TYPE_CHECKING
 
+from keras_memory.lazy_names import lazy_names
+
 if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
     from keras_memory.memories.melodi.melodi_layer import MelodiLayer
 
@@ -17,16 +19,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib  # noqa: PLC0415
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = ["MelodiLayer"]
