@@ -1,89 +1,286 @@
-"""Sampling carries every memory kind's state exactly as a forward pass does."""
+"""Generation decodes every memory kind exactly as a forward pass reads the same text."""
 
+import keras
+import keras_hub
 import numpy as np
 import pytest
 
-from keras_memory.generation import _sample, generate
-from keras_memory.models import MemoryLM
+from keras_memory.generation import generate
+from keras_memory.models import MemoryLM, RetrofitLM
+from keras_memory.models.incremental_decoder import IncrementalDecoder
 from tests.conftest import to_numpy
 
 W, SEGMENT = 4, 8
 SMALL = dict(hidden_dim=16, num_layers=2, num_heads=2, head_dim=8, intermediate_dim=32)
-KINDS = {
-    "xl": {},
-    "memorizing": {"memory_size": 32, "num_neighbors": 4},
-    "block_recurrent": {"num_states": 3, "feedback": True},
-    "melodi": {
-        "summary_size": 2,
-        "short_term_memory_size": 2,
-        "long_term_memory_size": 8,
-        "long_term_increment": 2,
-    },
+# Each kind, and the options that change what a state holds or when it is written.
+CONFIGS = {
+    "local": ("local", {}),
+    "xl": ("xl", {}),
+    "xl_compressed_rotary_registers": (
+        "xl",
+        {
+            "compressed_memory_size": 4,
+            "compression_rate": 2,
+            "rotary": "reversed",
+            "num_registers": 2,
+        },
+    ),
+    # 16 entries: the ring wraps twice while the rows generate.
+    "memorizing": ("memorizing", {"memory_size": 16, "num_neighbors": 4}),
+    "memorizing_dense": ("memorizing_dense", {"memory_size": 16}),
+    "block_recurrent_feedback": ("block_recurrent", {"num_states": 3, "feedback": True}),
+    "block_recurrent_lstm": ("block_recurrent", {"num_states": 3, "gate": "lstm"}),
+    "melodi": (
+        "melodi",
+        {
+            "summary_size": 2,
+            "short_term_memory_size": 2,
+            "long_term_memory_size": 8,
+            "long_term_increment": 2,
+        },
+    ),
 }
+PROMPT_LENGTHS = (11, 3, 17)
 
 
-def teacher_forced_logits(model, text):
-    """Logits of a forward pass over `text`, segment by segment, padding the last one."""
-    padded = np.zeros(-(-len(text) // SEGMENT) * SEGMENT, np.int32)
-    padded[: len(text)] = text
+def make_model(config, **overrides):
+    kind, options = CONFIGS[config]
+    return MemoryLM.from_preset(
+        "tiny", kind=kind, window_length=W, **SMALL, **{**options, **overrides}
+    )
+
+
+def prompts(lengths=PROMPT_LENGTHS, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(3, 259, n).astype("int32") for n in lengths]
+
+
+def teacher_forced_logits(model, rows):
+    """Logits of a forward pass over each row (zero-padded), segment by segment."""
+    length = -(-max(map(len, rows)) // SEGMENT) * SEGMENT
+    tokens = np.zeros((len(rows), length), np.int32)
+    for i, row in enumerate(rows):
+        tokens[i, : len(row)] = row
     state, logits = None, []
-    for start in range(0, len(padded), SEGMENT):
-        inputs = {"tokens": padded[None, start : start + SEGMENT], "reset": np.array([start == 0])}
+    for start in range(0, length, SEGMENT):
+        reset = np.full(len(rows), start == 0)
+        inputs = {"tokens": tokens[:, start : start + SEGMENT], "reset": reset}
         out, state = model(inputs, state=state)
-        logits.append(to_numpy(out)[0])
-    return np.concatenate(logits)[: len(text)]
+        logits.append(to_numpy(out))
+    return np.concatenate(logits, axis=1)
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
-def test_tokens_generated_one_by_one_get_the_forward_pass_logits(kind):
-    model = MemoryLM.from_preset("tiny", kind=kind, window_length=W, **SMALL, **KINDS[kind])
-    prompt = np.random.default_rng(0).integers(3, 259, 11).astype("int32")
-    # 13 tokens cross two segment boundaries after an unfinished prompt segment.
-    ids, logits = generate(model, prompt, 13, SEGMENT, temperature=0, return_logits=True)
-    text = np.concatenate([prompt, ids])
-    expected = teacher_forced_logits(model, text)[len(prompt) - 1 : -1]
-    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
-    # Greedy: each token is the argmax of its logits (padding excluded).
-    expected[:, 0] = -np.inf
-    np.testing.assert_array_equal(ids, expected.argmax(axis=1))
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_each_token_gets_the_forward_pass_logits_in_a_batch_of_unequal_prompts(config):
+    model = make_model(config)
+    batch = prompts()
+    # 21 new tokens: every row crosses several window and segment boundaries.
+    results, logits = model.generate(
+        batch, max_new_tokens=21, sampler="greedy", segment_length=SEGMENT, return_logits=True
+    )
+    expected = teacher_forced_logits(model, results)
+    for row, (prompt, result) in enumerate(zip(batch, results)):
+        np.testing.assert_array_equal(result[: len(prompt)], prompt)
+        assert len(result) == len(prompt) + 21
+        want = expected[row, len(prompt) - 1 : len(result) - 1]
+        np.testing.assert_allclose(logits[row], want, rtol=1e-4, atol=1e-4)
+        # Greedy: each token is the argmax of its logits, padding never drawn.
+        want[:, model.pad_token_id] = -np.inf
+        np.testing.assert_array_equal(result[len(prompt) :], want.argmax(axis=1))
 
 
-def test_top_k_and_top_p_restrict_the_candidates():
-    logits = np.log(np.array([0.0001, 0.5, 0.3, 0.15, 0.0499]))
-    rng = np.random.default_rng(0)
-    draws = {_sample(logits.copy(), 1.0, None, 0.7, rng, 0) for _ in range(300)}
-    assert draws == {1, 2}  # 0.5 alone < 0.7; with 0.3 the nucleus holds
-    draws = {_sample(logits.copy(), 1.0, 3, None, rng, 0) for _ in range(300)}
-    assert draws == {1, 2, 3}
-    draws = {_sample(logits.copy(), 1.0, None, 1.0, rng, 0) for _ in range(2000)}
-    assert draws == {1, 2, 3, 4}  # token 0 is padding, never sampled
+def test_a_token_re_reads_one_window_and_a_complete_segment_once():
+    model = make_model("memorizing")
+    assert model.decoding_window_length() == W
+    decoder = IncrementalDecoder(model, SEGMENT, batch_size=1)
+    lengths = []
+    forward = decoder.call
+
+    def counting(tokens, reset, state, position):
+        lengths.append(tokens.shape[1])
+        return forward(tokens, reset, state, position)
+
+    decoder.call = counting
+    text = prompts((40,))[0][None]
+    for length in range(1, 41):
+        decoder.logits_before(text, length)
+    # One window per token, plus one read of each complete segment (its kNN write).
+    assert lengths.count(W) == 40
+    assert lengths.count(SEGMENT) == 40 // SEGMENT - 1
 
 
-def test_bad_sampling_parameters_name_the_argument():
-    model = MemoryLM.from_preset("tiny", kind="xl", window_length=W, **SMALL)
-    for bad, name in (
-        (dict(temperature=-1.0), "temperature"),
-        (dict(top_k=0), "top_k"),
-        (dict(top_k=10_000), "top_k"),
-        (dict(top_p=0.0), "top_p"),
-        (dict(top_p=1.5), "top_p"),
-    ):
-        with pytest.raises(ValueError, match=name):
-            generate(model, [1, 5], 2, SEGMENT, **bad)
-    with pytest.raises(ValueError, match="num_tokens"):
-        generate(model, [1, 5], -1, SEGMENT)
+def test_kinds_without_a_window_state_re_read_the_segment():
+    # `local` has no cache to carry between windows; dense-KV attends across the
+    # segment; rotary queries read position-free registers by their place in it.
+    for config in ("local", "memorizing_dense", "xl_compressed_rotary_registers"):
+        assert make_model(config).decoding_window_length() is None
+    assert make_model("xl", rotary="reversed").decoding_window_length() == W
+    for config in ("xl", "block_recurrent_feedback", "melodi"):
+        assert make_model(config).decoding_window_length() == W
 
 
-def test_the_models_padding_id_pads_and_is_never_sampled():
-    # OPT's vocabulary pads with 1; 0 is an ordinary token there.
-    model = MemoryLM.from_preset("tiny", kind="xl", window_length=W, pad_token_id=7, **SMALL)
-    prompt = np.random.default_rng(1).integers(3, 259, 5).astype("int32")
-    ids, logits = generate(model, prompt, 6, SEGMENT, temperature=0, return_logits=True)
-    expected = teacher_forced_logits(model, np.concatenate([prompt, ids]))[len(prompt) - 1 : -1]
-    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
-    expected[:, 7] = -np.inf
-    np.testing.assert_array_equal(ids, expected.argmax(axis=1))
-    logits = np.zeros(10)
-    logits[7] = 50.0  # by far the likeliest, yet padding
-    rng = np.random.default_rng(0)
-    assert 7 not in {_sample(logits.copy(), 1.0, None, None, rng, 7) for _ in range(200)}
+def test_a_long_prompt_is_read_segment_by_segment_then_window_by_window():
+    model = make_model("xl")
+    decoder = IncrementalDecoder(model, SEGMENT, batch_size=1)
+    lengths = []
+    forward = decoder.call
+    decoder.call = lambda *args: (lengths.append(args[0].shape[1]), forward(*args))[1]
+    text = prompts((35,))[0][None]
+    decoder.prefill(text, 35)
+    decoder.logits_before(text, 35)
+    assert lengths == [SEGMENT] * 4 + [W] * 1  # 34 tokens before the last: 4 segments + 2
+
+
+def test_retrofit_lm_generates_exactly():
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=259,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        dropout=0.0,
+        max_sequence_length=32,
+    )
+    model = RetrofitLM(backbone, memory_size=4 * SEGMENT, num_neighbors=4, window_length=W)
+    batch = prompts((5, 9))
+    results, logits = model.generate(
+        batch, max_new_tokens=12, sampler="greedy", segment_length=SEGMENT, return_logits=True
+    )
+    expected = teacher_forced_logits(model, results)
+    for row, (prompt, result) in enumerate(zip(batch, results)):
+        want = expected[row, len(prompt) - 1 : len(result) - 1]
+        np.testing.assert_allclose(logits[row], want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_stateful_model_generates_with_its_weights_and_keeps_its_memory():
+    model = make_model("memorizing", stateful=True)
+    model.compile(sampler="greedy")
+    model.build({"tokens": (1, SEGMENT), "reset": (1,)})
+    model({"tokens": prompts((SEGMENT,))[0][None], "reset": np.array([True])})
+    before = [to_numpy(v).copy() for v in model.non_trainable_variables]
+    prompt = prompts((6,))[0]
+    first = model.generate(prompt, max_new_tokens=10, segment_length=SEGMENT)
+    after = [to_numpy(v) for v in model.non_trainable_variables]
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+    # Weights changed after the first call reach the second (the twin is refreshed).
+    embedding = model.token_embedding.embeddings
+    embedding.assign(to_numpy(embedding)[::-1].copy())
+    second = model.generate(prompt, max_new_tokens=10, segment_length=SEGMENT)
+    twin = model.generation_model()[0]
+    np.testing.assert_array_equal(to_numpy(twin.token_embedding.embeddings), to_numpy(embedding))
+    assert not np.array_equal(first, second)
+
+
+def test_text_prompts_come_back_as_text_and_stop_at_a_stop_token():
+    model = make_model("xl")
+    texts = model.generate(["ab", "hello"], max_new_tokens=6, sampler="greedy")
+    assert texts[0].startswith("ab") and texts[1].startswith("hello")
+    # A stop token ends a row (kept, as keras-hub does); the other rows go on.
+    batch = prompts((5, 5), seed=3)
+    free = model.generate(batch, max_new_tokens=8, sampler="greedy")
+    stop = int(free[0][6])
+    stopped = model.generate(batch, max_new_tokens=8, sampler="greedy", stop_token_ids=[stop])
+    first_stop = 5 + list(free[0][5:]).index(stop)
+    np.testing.assert_array_equal(stopped[0], free[0][: first_stop + 1])
+    if stop not in free[1][5:]:
+        np.testing.assert_array_equal(stopped[1], free[1])
+
+
+def test_stream_sees_each_new_token_as_it_is_drawn():
+    model = make_model("xl")
+    seen = []
+    batch = prompts((3, 6))
+    results = model.generate(
+        batch, max_new_tokens=5, sampler="greedy", stream=lambda ids: seen.append(ids.copy())
+    )
+    seen = np.array(seen)
+    for row, (prompt, result) in enumerate(zip(batch, results)):
+        drawn = seen[:, row][seen[:, row] >= 0]
+        np.testing.assert_array_equal(drawn, result[len(prompt) :])
+    # The longer prompt is still being read while the shorter one draws.
+    assert (seen[:3, 1] == -1).all() and (seen[:3, 0] >= 0).all()
+
+
+def test_keras_hub_samplers_by_name_instance_and_compile():
+    model = make_model("xl")
+    prompt = prompts((5,))[0]
+    greedy = model.generate(prompt, max_new_tokens=8, sampler="greedy")
+    top_one = model.generate(prompt, max_new_tokens=8, sampler=keras_hub.samplers.TopKSampler(k=1))
+    np.testing.assert_array_equal(greedy, top_one)
+    model.compile(sampler="greedy")
+    np.testing.assert_array_equal(model.generate(prompt, max_new_tokens=8), greedy)
+    np.testing.assert_array_equal(generate(model, prompt, max_new_tokens=8), greedy)
+    draws = [
+        model.generate(
+            prompt, max_new_tokens=8, sampler=keras_hub.samplers.RandomSampler(seed=seed)
+        )
+        for seed in (7, 7)
+    ]
+    np.testing.assert_array_equal(*draws)
+
+
+def test_padding_is_never_drawn():
+    # OPT's vocabulary pads with 1; make padding by far the likeliest token.
+    model = make_model("xl", pad_token_id=7)
+    model.build({"tokens": (None, None), "reset": (None,)})
+    embeddings = to_numpy(model.token_embedding.embeddings).copy()
+    embeddings[7] = 100.0 * embeddings.mean(axis=0) + 100.0
+    model.token_embedding.embeddings.assign(embeddings)
+    for sampler in ("greedy", "random"):
+        result = model.generate(prompts((5,))[0], max_new_tokens=20, sampler=sampler)
+        assert 7 not in result[5:]
+
+
+@pytest.mark.parametrize(
+    "arguments, name",
+    [
+        (dict(prompts=[]), "prompts"),
+        (dict(prompts=[np.zeros(0, "int32")]), "prompts"),
+        (dict(prompts=""), "prompts"),
+        (dict(prompts=[1, 300]), "prompts"),
+        (dict(prompts=[[1, 2], ["a"]]), "prompts"),
+        (dict(max_length=3), "max_length"),
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(max_new_tokens=2, max_length=9), "max_length"),
+        (dict(max_new_tokens=None), "max_length"),
+        (dict(sampler="nucleus"), "sampler"),
+        (dict(sampler=keras_hub.samplers.BeamSampler(num_beams=2)), "sampler"),
+        (dict(sampler=keras_hub.samplers.TopKSampler(temperature=0.0)), "sampler"),
+        (dict(stop_token_ids=[400]), "stop_token_ids"),
+        (dict(segment_length=None), "segment_length"),
+        (dict(stream="print"), "stream"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name_and_leave_the_memory_alone(arguments, name):
+    model = make_model("memorizing", stateful=True)
+    model.build({"tokens": (1, SEGMENT), "reset": (1,)})
+    model({"tokens": prompts((SEGMENT,))[0][None], "reset": np.array([True])})
+    before = [to_numpy(v).copy() for v in model.non_trainable_variables]
+    call = {"prompts": [1, 5, 9], "max_new_tokens": 2, "segment_length": SEGMENT, **arguments}
+    with pytest.raises(ValueError, match=name):
+        model.generate(call.pop("prompts"), **call)
+    for old, new in zip(before, model.non_trainable_variables):
+        np.testing.assert_array_equal(old, to_numpy(new))
+
+
+def test_texts_need_the_tokenizer_of_a_non_byte_vocabulary():
+    model = make_model("xl", vocab_size=300)
+    with pytest.raises(ValueError, match="tokenizer"):
+        model.generate("hello", max_new_tokens=2)
+
+
+def test_an_unbuilt_stateful_model_is_refused():
+    model = make_model("xl", stateful=True)
+    with pytest.raises(ValueError, match="not built"):
+        model.generate([1, 2], max_new_tokens=2)
+
+
+def test_mixed_precision_generation_follows_the_forward_pass():
+    model = make_model("xl", dtype="mixed_bfloat16")
+    batch = prompts((6,))
+    results, logits = model.generate(batch, max_new_tokens=6, sampler="greedy", return_logits=True)
+    expected = teacher_forced_logits(model, results)[0, 5:11]
+    # bfloat16 activations: a window re-read rounds like the segment's pass, not bit for bit.
+    assert np.abs(logits[0] - expected).max() < 0.1 * np.abs(expected).max()
+    assert keras.config.dtype_policy().name == "float32"

@@ -165,6 +165,15 @@ class AttentionHeads(MemoryLayer):
         width = outputs.shape[2] * outputs.shape[3]
         return self.output_projection(ops.reshape(outputs, (batch, length, width)))
 
+    def decoding_window_length(self):
+        # A layer whose local attention is a `WindowedAttention` (`self.window`) decodes as it.
+        window = getattr(self, "window", None)
+        return None if window is None else window.decoding_window_length()
+
+    def segment_state_names(self):
+        window = getattr(self, "window", None)
+        return () if window is None else window.segment_state_names()
+
     def compute_output_shape(self, input_shape=None, **shapes):
         # Keras passes the input's shape as `input_shape` or `x_shape`
         # depending on whether the layer was built by a call or by build().

@@ -137,6 +137,29 @@ class MemoryLayer(keras.layers.Layer):
             variable = self._state_variables[name]
             variable.assign(ops.cast(value, variable.dtype))
 
+    def decoding_window_length(self):
+        """The fewest tokens a call may read for generation to stay exact; None: a whole segment.
+
+        Token-by-token generation re-reads only the window that holds the
+        newest token. A layer that returns `W` promises: reading a segment
+        as consecutive calls of `W` tokens, the state carried from call to
+        call except the `segment_state_names` entries (held at their values
+        from the segment's start), gives the outputs of one call on the
+        whole segment. None (the default) promises nothing: a decoder then
+        re-reads the whole segment for every token.
+        """
+        return None
+
+    def segment_state_names(self):
+        """The state entries this layer updates once per segment, at its end.
+
+        Calls on the windows of one segment must read them as they were at
+        the segment's start (a kNN memory is written after the segment that
+        searched it). A decoder reading window by window holds them and
+        re-reads the segment once it is complete. Defaults to none.
+        """
+        return ()
+
     def call(self, x, state=None, reset=None, training=None, functional=False, **call_options):
         # Every check reads static shapes and dtypes only and runs before any
         # state is read or written: a bad call leaves the memory untouched.

@@ -101,6 +101,12 @@ class TransformerBlock(MemoryLayer):
     def state_shapes(self, batch_size):
         return self.attention.state_shapes(batch_size)
 
+    def decoding_window_length(self):
+        return self.attention.decoding_window_length()
+
+    def segment_state_names(self):
+        return self.attention.segment_state_names()
+
     def input_width(self):
         return self.attention.input_width()
 

@@ -190,6 +190,27 @@ class WindowedAttention:
             shapes.update(self.compressed_memory.state_shapes(batch_size))
         return shapes
 
+    def decoding_window_length(self):
+        """`W` with the cache: a window's call then reads all its tokens see; else None.
+
+        Without the cache a segment's first window sees nothing before it
+        while later windows see the previous one: only whole segments are
+        exact (see `MemoryLayer.decoding_window_length`). The same holds
+        with rotary positions next to registers or a compressed memory:
+        their keys carry no position, so a query's logit to them depends on
+        the query's position in its segment, not only on distances.
+        """
+        unpositioned = self.registers is not None or self.compressed_memory is not None
+        if not self.use_cache or (self.rotary_positions is not None and unpositioned):
+            return None
+        return self.window_length
+
+    def segment_state_names(self):
+        """The compressed memory's entries: compressed once per segment, at its end."""
+        if self.compressed_memory is None:
+            return ()
+        return tuple(self.compressed_memory.state_shapes(None))
+
     def check_segment_length(self, layer_name, length):
         """Raises ValueError unless `length` (None: unknown) is a multiple of the window."""
         if length is not None and length % self.window_length:

@@ -7,6 +7,7 @@ from keras_memory.memories.registry import MODEL_KINDS, make_blocks
 from keras_memory.models.presets import MEMORY_SIZES, PRESETS
 
 if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
+    from keras_memory.models.incremental_decoder import IncrementalDecoder
     from keras_memory.models.melodi_lm import MelodiLM
     from keras_memory.models.memory_lm import MemoryLM
     from keras_memory.models.rebuild import rebuild_model
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
 # backend) is imported, and importing `keras_memory.models.presets` runs this
 # `__init__` first.
 _LAZY = {
+    "IncrementalDecoder": "keras_memory.models.incremental_decoder",
     "MelodiLM": "keras_memory.models.melodi_lm",
     "MemoryLM": "keras_memory.models.memory_lm",
     "RetrofitLM": "keras_memory.models.retrofit_lm",
@@ -33,6 +35,7 @@ __getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [
+    "IncrementalDecoder",
     "MEMORY_SIZES",
     "MODEL_KINDS",
     "PRESETS",

@@ -288,6 +288,20 @@ class MemoryLM(SegmentLM):
         """Returns the list of per-block states a fresh batch starts from."""
         return [block.initial_state(batch_size) for block in self.blocks]
 
+    def decoding_window_length(self):
+        """Tokens a generation step re-reads: a window all blocks decode by, or None (a segment).
+
+        The least common multiple of the blocks' `decoding_window_length`;
+        None when any block needs whole segments (see
+        `MemoryLayer.decoding_window_length`).
+        """
+        lengths = [block.decoding_window_length() for block in self.blocks]
+        return None if None in lengths else math.lcm(*lengths)
+
+    def segment_state_names(self):
+        """Per block, the state entries written once per segment (see `MemoryLayer`)."""
+        return [tuple(block.segment_state_names()) for block in self.blocks]
+
     def reset_state(self):
         """Clears the memory of every row of a stateful model."""
         for block in self.blocks:

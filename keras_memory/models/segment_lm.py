@@ -2,8 +2,13 @@
 
 import keras
 import numpy as np
+from keras import ops
 
+from keras_memory.backend.compiled_call import compiled_model_call
 from keras_memory.layers.call_arguments import convert_call_arguments
+from keras_memory.models.generation_loop import generate as generate_tokens
+from keras_memory.models.rebuild import model_weights, rebuild_model
+from keras_memory.models.samplers import get_sampler
 from keras_memory.ops.checks import (
     check_not_empty,
     check_reset,
@@ -107,6 +112,18 @@ class SegmentLM(keras.Model):
             raise ValueError("This model is stateful: do not pass `state`.")
         return tokens, reset
 
+    def decoding_window_length(self):
+        """Tokens a generation step re-reads; None: the whole segment (always exact).
+
+        Models whose layers can be read window by window override it (see
+        `MemoryLM.decoding_window_length`).
+        """
+        return None
+
+    def segment_state_names(self):
+        """Per entry of the state list, the names updated once per segment; see `MemoryLM`."""
+        return None
+
     def check_tokens(self, tokens):
         """Raises ValueError unless `tokens` is a non-empty int `(batch, S)` array in range."""
         tokens = np.asarray(tokens)
@@ -181,13 +198,126 @@ class SegmentLM(keras.Model):
         tokens = first["tokens"] if isinstance(first, dict) else first
         self.build({"tokens": tuple(np.shape(tokens)), "reset": (np.shape(tokens)[0],)})
 
-    def compile(self, optimizer="adamw", loss=None, **kwargs):
-        """`keras.Model.compile` whose default loss ignores padding targets."""
+    def compile(self, optimizer="adamw", loss=None, sampler="top_k", **kwargs):
+        """`keras.Model.compile` whose default loss ignores padding targets.
+
+        `sampler` is the `generate` default, as in keras-hub's `CausalLM`:
+        a name of `keras_memory.models.samplers.STEP_SAMPLERS` or a
+        `keras_hub.samplers.Sampler`.
+        """
+        self.sampler = get_sampler(sampler)
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=self.pad_token_id
             )
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def default_sampler(self):
+        """The sampler `generate` uses when given none: `compile`'s, else keras-hub's top-k."""
+        return getattr(self, "sampler", None) or "top_k"
+
+    def generation_model(self):
+        """Returns `(functional model, compiled call)` that `generate` decodes with.
+
+        A functional model decodes itself; a stateful one a functional twin
+        (`rebuild_model`), so generation never touches its memory. Both are
+        kept: the twin's weights are copied anew on each call (the model
+        may have trained since) and the compiled call is reused.
+        """
+        if not self.built:
+            if self.stateful:
+                raise ValueError(
+                    "This stateful model is not built: train it or call it on a batch "
+                    "before `generate`."
+                )
+            # A functional model's weights do not depend on the batch or the length.
+            self.build({"tokens": (None, None), "reset": (None,)})
+        cached = getattr(self, "_generation_model", None)
+        if cached is None:
+            functional = rebuild_model(self, stateful=False)
+            # A plain holder: Keras would track a model kept in a tuple as a sublayer.
+            cached = self._generation_model = DecodingModel(
+                functional, compiled_model_call(functional)
+            )
+        elif cached.model is not self:
+            for target, source in zip(model_weights(cached.model), model_weights(self)):
+                target.assign(ops.copy(source))
+        return cached.model, cached.call
+
+    def generate(
+        self,
+        prompts,
+        max_length=None,
+        *,
+        max_new_tokens=None,
+        stop_token_ids="auto",
+        sampler=None,
+        segment_length=None,
+        tokenizer=None,
+        stream=None,
+        return_logits=False,
+    ):
+        """Continues prompts, token by token, exactly as the model reads text in training.
+
+        Each prompt starts a document. Its complete segments are read by the
+        model's forward pass, one call each; then every new token re-reads
+        only the window that holds it, starting from the memory state at
+        that window's start (`keras_memory.models.IncrementalDecoder`), so
+        a token costs the same at position 100 as at position 100,000 and
+        its logits equal a forward pass over the whole text. The steps run
+        compiled (`jax.jit`, `tf.function`). The model's memory is never
+        changed: a stateful model decodes with a functional twin.
+
+        Args:
+            prompts: a str, a list of str (encoded by `tokenizer`, each
+                after its BOS id), a 1-D sequence of token ids, or a batch of
+                them (a list of id sequences of any lengths, or a 2-D array).
+            max_length: int. Length of each result, prompt included (keras-
+                hub's meaning). Give this or `max_new_tokens`.
+            max_new_tokens: int. Tokens to add to each prompt.
+            stop_token_ids: ids that end a row's continuation (the stop
+                token is kept), None, or `"auto"` (the default): the
+                tokenizer's end id for text prompts, none for ids.
+            sampler: a sampler name (`"greedy"`, `"random"`, `"top_k"`,
+                `"top_p"`) or a `keras_hub.samplers.Sampler` of those kinds;
+                None: the one given to `compile`, else `"top_k"`. The
+                padding id is never drawn.
+            segment_length: int. The segment length the model was trained
+                with; needed by models that write memory once per segment
+                (kNN and compressed memories) or read whole segments.
+            tokenizer: the keras_memory tokenizer of the model's vocabulary,
+                for text prompts; None reads texts as UTF-8 bytes, which
+                only a byte-vocabulary model accepts.
+            stream: callable or None. Called after every step with an int32
+                array `(batch,)`: each row's new token, or -1 for rows that
+                drew none (still reading their prompt, or finished).
+            return_logits: bool. Also return, per prompt, the float32
+                logits `(new tokens, vocab_size)` each token was drawn from.
+
+        Returns:
+            The prompt and its continuation in the prompt's form: a str for
+            a str, a 1-D int32 array for ids, a list for a batch. With
+            `return_logits`, `(results, logits)`.
+
+        Example:
+        ```python
+        model = keras_memory.models.MemoryLM.from_preset("tiny", kind="xl")
+        model.compile(sampler="greedy")
+        model.generate(["def f(x):", "class A:"], max_new_tokens=20)
+        ```
+        """
+        return generate_tokens(
+            self,
+            prompts,
+            max_length,
+            max_new_tokens=max_new_tokens,
+            stop_token_ids=stop_token_ids,
+            sampler=sampler,
+            segment_length=segment_length,
+            tokenizer=tokenizer,
+            stream=stream,
+            return_logits=return_logits,
+        )
 
     def compile_from_config(self, config):
         # Keras skips this for models that override `compile`; the saved
@@ -196,3 +326,13 @@ class SegmentLM(keras.Model):
         self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+
+class DecodingModel:
+    """The functional model and compiled call a `SegmentLM` generates with (not tracked)."""
+
+    __slots__ = ("model", "call")
+
+    def __init__(self, model, call):
+        self.model = model
+        self.call = call

@@ -277,6 +277,9 @@ class MelodiLayer(MemoryLayer):
             shapes.update(self.long_term.state_shapes(batch_size, hidden))
         return shapes
 
+    def decoding_window_length(self):  # nothing of Melodi waits for a segment's end
+        return self.window_length
+
     def check_segment_length(self, length):
         period = self.window_length + self.summary_size
         if length is None or length % period:

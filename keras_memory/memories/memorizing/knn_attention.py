@@ -187,6 +187,11 @@ class KNNAttention(AttentionHeads):
             **memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim),
         }
 
+    def segment_state_names(self):
+        # The memory is written after the segment that searched it.
+        memory = memory_state_shapes(None, self.memory_size, self.num_heads, self.head_dim)
+        return (*self.window.segment_state_names(), *memory)
+
     def check_segment_length(self, length):
         self.window.check_segment_length(self.name, length)
         check_segment_fits(self.name, self.memory_size, length)

@@ -1,0 +1,82 @@
+"""A functional model's forward pass, compiled once by the backend, for decoding."""
+
+import keras
+from keras import ops
+
+
+def compiled_model_call(model, jit_compile=True):
+    """Returns `call(tokens, reset, state, position)`: the model's compiled forward pass.
+
+    What token-by-token generation runs for every token, so it is compiled
+    the way each backend compiles a step: `jax.jit` over Keras's stateless
+    call on JAX (the weights are arguments, so a model trained further is
+    read anew and nothing recompiles), `tf.function` on TensorFlow (with
+    XLA when `jit_compile`), and on torch an eager call without autograd
+    (Keras's torch backend compiles nothing by default). One trace per
+    token-array shape: a decoder calls it on one window or one segment.
+
+    Args:
+        model: a built functional (`stateful=False`) `SegmentLM`.
+        jit_compile: bool. On TensorFlow, compile with XLA. Defaults to True.
+
+    Returns:
+        A function of `tokens` (int32 `(batch, length)`), `reset` (bool
+        `(batch,)`), `state` (the model's state list) and `position` (int32
+        scalar) returning `(logits, new_state)`, with the float32 logits
+        `(batch, vocab_size)` of the token at `position` only: a step
+        copies one row of logits back to the host, not the window's.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_call(model)
+    if backend == "tensorflow":
+        return _tensorflow_call(model, jit_compile)
+    return _torch_call(model)
+
+
+def _logits_at(logits, position):
+    # A dynamic slice: one trace serves every position of the window.
+    row = ops.take(logits, ops.reshape(position, (1,)), axis=1)
+    return ops.cast(row[:, 0], "float32")
+
+
+def _jax_call(model):
+    import jax
+
+    def forward(trainable, non_trainable, tokens, reset, state, position):
+        (logits, new_state), _ = model.stateless_call(
+            trainable, non_trainable, {"tokens": tokens, "reset": reset}, state=state
+        )
+        return _logits_at(logits, position), new_state
+
+    forward = jax.jit(forward)
+
+    def call(tokens, reset, state, position):
+        trainable = [variable.value for variable in model.trainable_variables]
+        non_trainable = [variable.value for variable in model.non_trainable_variables]
+        return forward(trainable, non_trainable, tokens, reset, state, position)
+
+    return call
+
+
+def _tensorflow_call(model, jit_compile):
+    import tensorflow as tf
+
+    # One trace per token-array shape: the layers need a static segment length.
+    @tf.function(jit_compile=jit_compile)
+    def forward(tokens, reset, state, position):
+        logits, new_state = model({"tokens": tokens, "reset": reset}, state=state)
+        return _logits_at(logits, position), new_state
+
+    return forward
+
+
+def _torch_call(model):
+    import torch
+
+    def call(tokens, reset, state, position):
+        with torch.no_grad():
+            logits, new_state = model({"tokens": tokens, "reset": reset}, state=state)
+            return _logits_at(logits, ops.convert_to_tensor(position)), new_state
+
+    return call
