@@ -89,46 +89,72 @@ def test_each_token_gets_the_forward_pass_logits_in_a_batch_of_unequal_prompts(c
         np.testing.assert_array_equal(result[len(prompt) :], want.argmax(axis=1))
 
 
-def test_a_token_re_reads_one_window_and_a_complete_segment_once():
+def counted(decoder):
+    """Records the token-array length of each forward call and of each step."""
+    calls, steps = [], []
+    forward, step = decoder.call, getattr(decoder, "step", None)
+
+    def counting_call(tokens, *args):
+        calls.append(tokens.shape[1])
+        return forward(tokens, *args)
+
+    def counting_step(tokens, *args):
+        steps.append(tokens.shape[1])
+        return step(tokens, *args)
+
+    decoder.call, decoder.step = counting_call, counting_step
+    return calls, steps
+
+
+def test_a_token_is_one_step_and_a_complete_segment_is_read_once_for_its_memory():
     model = make_model("memorizing")
-    assert model.decoding_window_length() == W
     decoder = IncrementalDecoder(model, SEGMENT, batch_size=1)
-    lengths = []
-    forward = decoder.call
-
-    def counting(tokens, reset, state, position):
-        lengths.append(tokens.shape[1])
-        return forward(tokens, reset, state, position)
-
-    decoder.call = counting
+    assert decoder.mode == "token"
+    calls, steps = counted(decoder)
     text = prompts((40,))[0][None]
     for length in range(1, 41):
         decoder.logits_before(text, length)
-    # One window per token, plus one read of each complete segment (its kNN write).
-    assert lengths.count(W) == 40
-    assert lengths.count(SEGMENT) == 40 // SEGMENT - 1
+    assert steps == [1] * 40
+    # The kNN memory is written after each complete segment, as in training.
+    assert calls == [SEGMENT] * (40 // SEGMENT - 1)
 
 
-def test_kinds_without_a_window_state_re_read_the_segment():
-    # `local` has no cache to carry between windows; dense-KV attends across the
-    # segment; rotary queries read position-free registers by their place in it.
-    for config in ("local", "memorizing_dense", "xl_compressed_rotary_registers"):
+def test_kinds_without_a_token_step_re_read_a_window_or_the_segment():
+    modes = {
+        config: IncrementalDecoder(make_model(config), SEGMENT, batch_size=1).mode
+        for config in CONFIGS
+    }
+    assert modes == {
+        "local": "token",
+        "xl": "token",
+        "memorizing": "token",
+        # Rotary queries read position-free registers by their place in the segment.
+        "xl_compressed_rotary_registers": "window",
+        "memorizing_dense": "window",
+        "block_recurrent_feedback": "window",
+        "block_recurrent_lstm": "window",
+        "melodi": "window",
+    }
+    # Dense-KV attends across the whole segment: its "window" is the segment.
+    for config in ("memorizing_dense", "xl_compressed_rotary_registers"):
         assert make_model(config).decoding_window_length() is None
-    assert make_model("xl", rotary="reversed").decoding_window_length() == W
-    for config in ("xl", "block_recurrent_feedback", "melodi"):
-        assert make_model(config).decoding_window_length() == W
+    decoder = IncrementalDecoder(make_model("block_recurrent_lstm"), SEGMENT, batch_size=1)
+    calls, _ = counted(decoder)
+    text = prompts((20,))[0][None]
+    for length in range(1, 21):
+        decoder.logits_before(text, length)
+    assert calls == [W] * 20  # each token re-reads its window; nothing waits for a segment
 
 
-def test_a_long_prompt_is_read_segment_by_segment_then_window_by_window():
+def test_a_long_prompt_is_read_segment_by_segment_then_token_by_token():
     model = make_model("xl")
     decoder = IncrementalDecoder(model, SEGMENT, batch_size=1)
-    lengths = []
-    forward = decoder.call
-    decoder.call = lambda *args: (lengths.append(args[0].shape[1]), forward(*args))[1]
+    calls, steps = counted(decoder)
     text = prompts((35,))[0][None]
     decoder.prefill(text, 35)
     decoder.logits_before(text, 35)
-    assert lengths == [SEGMENT] * 4 + [W] * 1  # 34 tokens before the last: 4 segments + 2
+    assert calls == [SEGMENT] * 4  # 34 tokens before the last: 4 segments, then 3 steps
+    assert steps == [1] * 3
 
 
 def test_retrofit_lm_generates_exactly():

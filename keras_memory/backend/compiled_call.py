@@ -80,3 +80,50 @@ def _torch_call(model):
             return _logits_at(logits, ops.convert_to_tensor(position)), new_state
 
     return call
+
+
+def compiled_model_step(model, jit_compile=True):
+    """Returns `model.decode_step`, compiled like `compiled_model_call`.
+
+    On JAX the weights are arguments of the jitted function and the step
+    runs under a `keras.StatelessScope` mapping the model's variables to
+    them (how keras-hub's samplers run a model inside a compiled loop).
+
+    Args:
+        model: a built functional model with a `decode_step(tokens,
+            position, buffers, state, previous_valid)` method (`MemoryLM`).
+        jit_compile: bool. On TensorFlow, compile with XLA. Defaults to True.
+
+    Returns:
+        A function with `decode_step`'s arguments and results.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def forward(trainable, non_trainable, *args):
+            mapping = list(zip(model.trainable_variables, trainable))
+            mapping += list(zip(model.non_trainable_variables, non_trainable))
+            with keras.StatelessScope(state_mapping=mapping):
+                return model.decode_step(*args)
+
+        forward = jax.jit(forward)
+
+        def step(*args):
+            trainable = [variable.value for variable in model.trainable_variables]
+            non_trainable = [variable.value for variable in model.non_trainable_variables]
+            return forward(trainable, non_trainable, *args)
+
+        return step
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        # Traced on first use: a model without one-token steps never calls it.
+        return tf.function(lambda *args: model.decode_step(*args), jit_compile=jit_compile)
+    import torch
+
+    def step(*args):
+        with torch.no_grad():
+            return model.decode_step(*args)
+
+    return step

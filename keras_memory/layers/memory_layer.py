@@ -160,6 +160,22 @@ class MemoryLayer(keras.layers.Layer):
         """
         return ()
 
+    def step_buffers(self, state, batch_size):
+        """What a one-token decoding step carries (a dict of `(batch, 2W, ...)` tensors).
+
+        Layers that can compute one token's output from the keys and values
+        of `[previous window, current window]` (`decode_step`) return them,
+        the previous window taken from `state`; at every window's end a
+        decoder drops the first half and appends an empty window. None (the
+        default): the layer has no one-token step, and a decoder re-reads
+        windows instead.
+        """
+        return None
+
+    def decode_step(self, x, position, buffers, state, previous_valid):
+        """One token's output and the new buffers; see `step_buffers`."""
+        raise NotImplementedError(f"Layer '{self.name}' has no one-token decoding step.")
+
     def call(self, x, state=None, reset=None, training=None, functional=False, **call_options):
         # Every check reads static shapes and dtypes only and runs before any
         # state is read or written: a bad call leaves the memory untouched.

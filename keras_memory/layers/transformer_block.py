@@ -150,6 +150,17 @@ class TransformerBlock(MemoryLayer):
         )
         return y if self.stateful and not functional else (y, new_state)
 
+    def step_buffers(self, state, batch_size):
+        return self.attention.step_buffers(state, batch_size)
+
+    def decode_step(self, x, position, buffers, state, previous_valid):
+        """One token through the block, its attention reading the step buffers."""
+        attended, buffers = self.attention.decode_step(
+            self.attention_norm(x), position, buffers, state, previous_valid
+        )
+        h = x + attended
+        return h + self.ffn(self.ffn_norm(h)), buffers
+
     def compute_output_shape(self, input_shape=None, **shapes):
         # Keras passes the input's shape as `input_shape` or `x_shape`
         # depending on whether the layer was built by a call or by build().

@@ -7,7 +7,7 @@ from keras_memory.layers.attention_registers import AttentionRegisters, check_nu
 from keras_memory.layers.compressed_memory import CompressedMemory, check_compression_options
 from keras_memory.layers.memory_layer import zero_rows
 from keras_memory.layers.rotary_positions import RotaryPositions, check_rotary_options
-from keras_memory.ops.attention import sliding_window_attention
+from keras_memory.ops.attention import sliding_window_attention, window_step_attention
 from keras_memory.ops.checks import check_bool, check_int
 
 
@@ -210,6 +210,81 @@ class WindowedAttention:
         if self.compressed_memory is None:
             return ()
         return tuple(self.compressed_memory.state_shapes(None))
+
+    def step_buffers(self, state, batch_size):
+        """Keys and values of `[previous window, current window]` for one-token steps.
+
+        The previous window starts as the cache of `state` (zeros without
+        one); the current window fills as the tokens come (`step`). None
+        where a step would not be exact: rotary queries next to position-free
+        registers or compressed entries (see `decoding_window_length`).
+        """
+        if self.rotary_positions is not None and (
+            self.registers is not None or self.compressed_memory is not None
+        ):
+            return None
+        shape = (batch_size, self.window_length, self.num_heads, self.head_dim)
+        empty = ops.zeros(shape, "float32")
+        previous = (state["keys"], state["values"]) if self.use_cache else (empty, empty)
+        return {
+            "keys": ops.concatenate([ops.cast(previous[0], "float32"), empty], axis=1),
+            "values": ops.concatenate([ops.cast(previous[1], "float32"), empty], axis=1),
+        }
+
+    def step(self, query, key, value, buffers, state, position, previous_valid, **scores):
+        """One token's attention; what `__call__` gives that token, from the buffers.
+
+        Args:
+            query: `(batch, 1, heads, head_dim)`, scaled or normalised.
+            key: like `query`; written into the buffers at `position`.
+            value: like `query`.
+            buffers: the dict of `step_buffers`.
+            state: the layer's state (the compressed memory is read from it).
+            position: int32 scalar tensor: the token's place in its window.
+            previous_valid: `(previous_in_document, previous_in_segment)`,
+                bool scalars: whether the cache (carried across segments)
+                and the previous window of the segment (local attention) exist.
+            **scores: `position_bias` (a `RelativePositionBias` or None) and
+                `logit_scale`, as in `__call__`.
+
+        Returns:
+            `(outputs (batch, 1, heads, head_dim), new buffers)`.
+        """
+        w = self.window_length
+        start = (0, w + ops.cast(position, "int32"), 0, 0)
+        buffers = {
+            "keys": ops.slice_update(buffers["keys"], start, ops.cast(key, "float32")),
+            "values": ops.slice_update(buffers["values"], start, ops.cast(value, "float32")),
+        }
+        batch = ops.shape(query)[0]
+        seen = previous_valid[0] if self.use_cache else previous_valid[1]
+        memory = {}
+        if self.compressed_memory is not None:
+            memory = self.compressed_memory.read(state, ops.ones((batch,), "bool"))
+        if self.registers is not None:
+            memory = self.registers.prepend(memory, batch)
+        keys = buffers["keys"]
+        if self.rotary_positions is not None:
+            # A traced position: rotate the query at every place of the window, keep its own.
+            places = ops.repeat(query, w, axis=1)
+            query = ops.take(
+                self.rotary_positions(places, np.arange(w)), ops.reshape(position, (1,)), axis=1
+            )
+            keys = self.rotary_positions(keys, np.arange(-w, w))
+        bias = scores.get("position_bias")
+        outputs = window_step_attention(
+            query,
+            ops.cast(keys, query.dtype),
+            ops.cast(buffers["values"], query.dtype),
+            position,
+            window_length=w,
+            previous_valid=ops.broadcast_to(ops.cast(seen, "bool"), (batch,)),
+            position_bias=None if bias is None else bias.compute_bias(w, 2 * w),
+            logit_scale=scores.get("logit_scale"),
+            include_self=self.include_self,
+            **memory,
+        )
+        return outputs, buffers
 
     def check_segment_length(self, layer_name, length):
         """Raises ValueError unless `length` (None: unknown) is a multiple of the window."""

@@ -3,7 +3,7 @@
 import numpy as np
 from keras import ops
 
-from keras_memory.backend.compiled_call import compiled_model_call
+from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_step
 from keras_memory.ops.checks import check_int
 
 
@@ -13,20 +13,27 @@ class IncrementalDecoder:
     A model trained on segments of `S` tokens computes, for every token,
     what a forward pass over its document segment by segment computes. The
     decoder gets the same numbers at a cost per token that does not grow
-    with `S`: it keeps the memory state at the start of the window that
-    holds the newest token and re-reads only that window, padded (padding
-    follows every real token, so causal attention keeps the real tokens'
-    logits exact). When the window is complete its state is kept and the
-    next window begins. Entries that a layer writes once per segment (a
-    kNN memory, a compressed memory) are held at their segment-start values
-    within a segment, and the completed segment is read once more from its
-    start to write them, as training does. A model whose layers cannot be
-    read window by window (`decoding_window_length()` is None, such as
-    `kind="local"`, which has no cache to carry) re-reads the whole current
-    segment instead, which is exact too.
+    with `S`, in one of two modes:
 
-    Complete segments of a prompt are read in one call each (the forward
-    pass of training); the tokens after them go through the window steps.
+    - `"token"`: every block has a one-token step (`step_buffers`, today
+      the sliding-window, XL and kNN layers: kinds `local`, `xl`,
+      `memorizing`). Each layer keeps the keys and values of the previous
+      and the current window; a token costs one token's projections and
+      feed-forward and an attention over `2W` keys (plus its kNN search).
+    - `"window"`: the window that holds the newest token is re-read,
+      padded (padding follows every real token, so causal attention keeps
+      the real tokens' logits exact), from the state at its start; when it
+      is complete its state is kept. Block-Recurrent and Melodi models
+      decode this way (their states change at window ends); so does any
+      model whose blocks cannot be read window by window
+      (`decoding_window_length()` None, e.g. dense-KV), with the segment as
+      its window.
+
+    In both, entries that a layer writes once per segment (a kNN memory, a
+    compressed memory) are held at their segment-start values within a
+    segment, and the completed segment is read once more from its start to
+    write them, as training does. Complete segments of a prompt are read in
+    one call each (the forward pass of training).
 
     All rows share one position: rows are texts of the same length in the
     decoder's view (prompts of different lengths are aligned by the
@@ -40,6 +47,8 @@ class IncrementalDecoder:
         call: the compiled forward pass to use (`compiled_model_call(model)`),
             or None to compile one. A model's `generation_model()` keeps one,
             so a second `generate` does not compile again.
+        step: the compiled one-token step (`compiled_model_step(model)`),
+            or None to compile one (used in `"token"` mode only).
 
     Example:
     ```python
@@ -47,9 +56,13 @@ class IncrementalDecoder:
     tokens = np.array([[1, 104, 105]], "int32")
     logits = decoder.logits_before(tokens, 3)  # of the token at position 3
     ```
+
+    References:
+        - [Dai et al., 2019](https://arxiv.org/abs/1901.02860) (decoding
+          against a cache of the previous segment's keys and values)
     """
 
-    def __init__(self, model, segment_length, batch_size, call=None):
+    def __init__(self, model, segment_length, batch_size, call=None, step=None):
         if model.stateful:
             raise ValueError("IncrementalDecoder needs a functional (stateful=False) model.")
         if not model.built:
@@ -58,19 +71,32 @@ class IncrementalDecoder:
         self.model = model
         self.segment_length = check_int("segment_length", segment_length)
         self.batch_size = check_int("batch_size", batch_size)
+        self.call = call or compiled_model_call(model)
+        self.pad_id = model.pad_token_id
+        self.segment_start = 0
+        self.segment_state = model.initial_state(batch_size)
+        names = model.segment_state_names()
+        self.segment_names = names if names and any(names) else None
+        # One token at a time where every block has a step (`step_buffers`).
+        buffers = model.step_buffers(self.segment_state, batch_size)
+        self.step_window = _step_window(buffers)
+        if self.step_window is not None and self.segment_length % self.step_window == 0:
+            self.mode = "token"
+            self.step = step or compiled_model_step(model)
+            self.buffers = None
+            self.next_position = 0
+            self.window_start = 0
+            return
+        # Else window by window: the window that holds the newest token is re-read.
+        self.mode = "window"
         window = model.decoding_window_length()
         if window is None or self.segment_length % window:
             window = self.segment_length
         self.unit_length = window
-        names = model.segment_state_names() if window < self.segment_length else None
-        self.held_names = names
+        self.held_names = self.segment_names if window < self.segment_length else None
         # Without held entries the last window's state is the segment's: no second read.
-        self.reread_segments = bool(names and any(names))
-        self.call = call or compiled_model_call(model)
-        self.pad_id = model.pad_token_id
-        self.segment_start = 0
+        self.reread_segments = self.held_names is not None
         self.unit_start = 0
-        self.segment_state = model.initial_state(batch_size)
         self.unit_state = self.segment_state
         self.last_call = None
 
@@ -86,6 +112,8 @@ class IncrementalDecoder:
         """
         tokens = np.asarray(tokens, dtype=np.int32)
         last = length - 1
+        if self.mode == "token":
+            return self._step_to(tokens, last)
         if last < self.unit_start:
             raise ValueError(
                 f"`length` ({length}) lies before the decoder's current window "
@@ -107,8 +135,44 @@ class IncrementalDecoder:
         the logits the first new token is drawn from.
         """
         tokens = np.asarray(tokens, dtype=np.int32)
+        if self.mode == "token" and self.buffers is not None:
+            raise ValueError("`prefill` comes before the first `logits_before`.")
         while self.segment_start + self.segment_length <= length - 1:
             self._finish_segment(tokens)
+
+    def _step_to(self, tokens, last):
+        """Steps one token at a time up to `last`; returns the logits of the token after it."""
+        if self.buffers is None:
+            # The previous window of the first step is the cache the prefill left.
+            self.buffers = self.model.step_buffers(self.segment_state, self.batch_size)
+            self.next_position = self.window_start = self.segment_start
+        if last < self.next_position:
+            raise ValueError(
+                f"`length` ({last + 1}) lies before the decoder's position "
+                f"({self.next_position}); decoders only move forward."
+            )
+        for position in range(self.next_position, last + 1):
+            if position == self.segment_start + self.segment_length:
+                if self.segment_names:
+                    # Memories written once per segment get it now, as in training.
+                    self._finish_segment(tokens)
+                self.segment_start = position
+            if position == self.window_start + self.step_window:
+                self.buffers = [_next_window(buffers) for buffers in self.buffers]
+                self.window_start = position
+            previous_valid = (
+                np.bool_(self.window_start > 0),
+                np.bool_(self.window_start > self.segment_start),
+            )
+            logits, self.buffers = self.step(
+                tokens[:, position : position + 1],
+                np.int32(position - self.window_start),
+                self.buffers,
+                self.segment_state,
+                previous_valid,
+            )
+        self.next_position = last + 1
+        return ops.convert_to_numpy(logits)
 
     def _window(self, tokens, start, length):
         window = np.full((self.batch_size, self.unit_length), self.pad_id, np.int32)
@@ -152,6 +216,27 @@ class IncrementalDecoder:
         _, self.segment_state = self.call(
             segment, self._reset(start), self.segment_state, np.int32(0)
         )
-        self.segment_start = self.unit_start = start + self.segment_length
-        self.unit_state = self.segment_state
-        self.last_call = None
+        self.segment_start = start + self.segment_length
+        if self.mode == "window":
+            self.unit_start = self.segment_start
+            self.unit_state = self.segment_state
+            self.last_call = None
+
+
+def _step_window(buffers):
+    """`W` of step buffers (`[previous window, current window]`), or None without steps."""
+    if buffers is None:
+        return None
+    halves = {value.shape[1] // 2 for block in buffers for value in block.values()}
+    return halves.pop() if len(halves) == 1 else None
+
+
+def _next_window(buffers):
+    """The buffers of the next window: the current window becomes the previous one."""
+    return {
+        name: ops.concatenate(
+            [value[:, value.shape[1] // 2 :], ops.zeros_like(value[:, : value.shape[1] // 2])],
+            axis=1,
+        )
+        for name, value in buffers.items()
+    }

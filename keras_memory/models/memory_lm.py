@@ -12,6 +12,7 @@ from keras_memory.layers.accumulating_dense import AccumulatingDense
 from keras_memory.layers.memory_layer import MemoryLayer
 from keras_memory.memories.lswt.simctg import simctg_contrastive_loss
 from keras_memory.memories.registry import all_option_names, get_kind, make_blocks, stack_runner
+from keras_memory.models.block_decoding import BlockDecoding
 from keras_memory.models.presets import PRESETS
 from keras_memory.models.rebuild import rebuild_model
 from keras_memory.models.segment_lm import SegmentLM
@@ -26,7 +27,7 @@ _DATA_KEYS = ("segment_length",)
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class MemoryLM(SegmentLM):
+class MemoryLM(BlockDecoding, SegmentLM):
     """Decoder LM: tied embedding, a stack of memory blocks, final RMS norm.
 
     The model reads one segment of a long document per call. Its input is a
@@ -287,20 +288,6 @@ class MemoryLM(SegmentLM):
     def initial_state(self, batch_size):
         """Returns the list of per-block states a fresh batch starts from."""
         return [block.initial_state(batch_size) for block in self.blocks]
-
-    def decoding_window_length(self):
-        """Tokens a generation step re-reads: a window all blocks decode by, or None (a segment).
-
-        The least common multiple of the blocks' `decoding_window_length`;
-        None when any block needs whole segments (see
-        `MemoryLayer.decoding_window_length`).
-        """
-        lengths = [block.decoding_window_length() for block in self.blocks]
-        return None if None in lengths else math.lcm(*lengths)
-
-    def segment_state_names(self):
-        """Per block, the state entries written once per segment (see `MemoryLayer`)."""
-        return [tuple(block.segment_state_names()) for block in self.blocks]
 
     def reset_state(self):
         """Clears the memory of every row of a stateful model."""

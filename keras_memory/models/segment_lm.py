@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memory.backend.compiled_call import compiled_model_call
+from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_step
 from keras_memory.layers.call_arguments import convert_call_arguments
 from keras_memory.models.generation_loop import generate as generate_tokens
 from keras_memory.models.rebuild import model_weights, rebuild_model
@@ -124,6 +124,10 @@ class SegmentLM(keras.Model):
         """Per entry of the state list, the names updated once per segment; see `MemoryLM`."""
         return None
 
+    def step_buffers(self, state, batch_size):
+        """The buffers of a one-token decoding step, or None (none here; see `MemoryLM`)."""
+        return None
+
     def check_tokens(self, tokens):
         """Raises ValueError unless `tokens` is a non-empty int `(batch, S)` array in range."""
         tokens = np.asarray(tokens)
@@ -217,7 +221,7 @@ class SegmentLM(keras.Model):
         return getattr(self, "sampler", None) or "top_k"
 
     def generation_model(self):
-        """Returns `(functional model, compiled call)` that `generate` decodes with.
+        """Returns `(functional model, compiled call, compiled step)` that `generate` decodes with.
 
         A functional model decodes itself; a stateful one a functional twin
         (`rebuild_model`), so generation never touches its memory. Both are
@@ -237,12 +241,12 @@ class SegmentLM(keras.Model):
             functional = rebuild_model(self, stateful=False)
             # A plain holder: Keras would track a model kept in a tuple as a sublayer.
             cached = self._generation_model = DecodingModel(
-                functional, compiled_model_call(functional)
+                functional, compiled_model_call(functional), compiled_model_step(functional)
             )
         elif cached.model is not self:
             for target, source in zip(model_weights(cached.model), model_weights(self)):
                 target.assign(ops.copy(source))
-        return cached.model, cached.call
+        return cached.model, cached.call, cached.step
 
     def generate(
         self,
@@ -331,8 +335,9 @@ class SegmentLM(keras.Model):
 class DecodingModel:
     """The functional model and compiled call a `SegmentLM` generates with (not tracked)."""
 
-    __slots__ = ("model", "call")
+    __slots__ = ("model", "call", "step")
 
-    def __init__(self, model, call):
+    def __init__(self, model, call, step):
         self.model = model
         self.call = call
+        self.step = step

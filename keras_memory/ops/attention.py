@@ -203,6 +203,90 @@ def sliding_window_attention(
     return _normalize(outputs, total, batch, seq_len, values.dtype)
 
 
+def window_step_attention(
+    query,
+    keys,
+    values,
+    position,
+    *,
+    window_length,
+    previous_valid,
+    position_bias=None,
+    logit_scale=None,
+    include_self=False,
+    memory_keys=None,
+    memory_values=None,
+    memory_valid=None,
+):
+    """`sliding_window_attention` for one query: a decoding step's attention.
+
+    The query is the token at `position` of the current window; `keys` and
+    `values` hold `[previous window, current window]` (`2W` entries, the
+    current window's filled up to the query). It sees what the same token
+    sees in `sliding_window_attention`: the `W` tokens before it (or itself
+    and `W - 1` before it), the previous window only where
+    `previous_valid`, the memory entries in the same softmax, and the
+    position bias row of its place in the window.
+
+    Args:
+        query: float tensor `(batch, 1, heads, head_dim)`.
+        keys: float tensor `(batch, 2W, heads, head_dim)`.
+        values: float tensor like `keys`.
+        position: int32 scalar tensor in `[0, W)`: the query's place in its window.
+        window_length: int. `W`.
+        previous_valid: bool tensor `(batch,)`: rows that see the previous window.
+        position_bias: float tensor `(heads, W, 2W)` (the table
+            `sliding_window_attention` takes) or None.
+        logit_scale: float tensor `(heads,)` or None.
+        include_self: bool. See `window_mask`.
+        memory_keys: float tensor `(batch, M, heads, head_dim)` or None.
+        memory_values: float tensor like `memory_keys`, or None.
+        memory_valid: bool tensor `(batch, M)` or None.
+
+    Returns:
+        A tensor `(batch, 1, heads, head_dim)` in the dtype of `values`.
+    """
+    position = ops.cast(position, "int32")
+    query = ops.convert_to_tensor(query)
+    key_positions = np.arange(-window_length, window_length)
+    distance = ops.convert_to_tensor(key_positions, "int32") - position
+    if include_self:
+        allowed = ops.logical_and(distance <= 0, distance > -window_length)
+    else:
+        allowed = ops.logical_and(distance < 0, distance >= -window_length)
+    hidden = ops.logical_and(
+        ops.logical_not(ops.cast(previous_valid, "bool"))[:, None], key_positions[None] < 0
+    )
+    allowed = ops.logical_and(allowed[None], ops.logical_not(hidden))  # (batch, 2W)
+    heads = query.shape[2]
+    if logit_scale is not None:
+        scale = ops.reshape(ops.cast(logit_scale, "float32"), (1, 1, heads, 1))
+        query = query * ops.cast(scale, query.dtype)
+    logits = ops.cast(ops.einsum("bqhd,bkhd->bhqk", query, ops.cast(keys, query.dtype)), "float32")
+    if position_bias is not None:
+        row = ops.take(ops.cast(position_bias, "float32"), ops.reshape(position, (1,)), axis=1)
+        if logit_scale is not None:
+            row = row * ops.reshape(scale, (heads, 1, 1))
+        logits = logits + row[None]
+    logits = logits + ops.where(allowed, 0.0, MASKED_LOGIT)[:, None, None, :]
+    parts = [logits]
+    if memory_keys is not None:
+        memory_logits = ops.einsum("bqhd,bmhd->bhqm", query, ops.cast(memory_keys, query.dtype))
+        memory_logits = ops.cast(memory_logits, "float32")
+        if memory_valid is not None:
+            valid = ops.cast(memory_valid, "bool")[:, None, None, :]
+            memory_logits = memory_logits + ops.where(valid, 0.0, MASKED_LOGIT)
+        parts = [memory_logits, logits]
+    weights, total = _unnormalized_softmax(parts)
+    outputs = ops.einsum("bhqk,bkhd->bqhd", weights[-1], ops.cast(values, "float32"))
+    if memory_keys is not None:
+        outputs = outputs + ops.einsum(
+            "bhqm,bmhd->bqhd", weights[0], ops.cast(memory_values, "float32")
+        )
+    total = ops.transpose(total, (0, 2, 1, 3))
+    return ops.cast(outputs / ops.where(total > 0.0, total, 1.0), values.dtype)
+
+
 def _unnormalized_softmax(parts):
     """One softmax over several parts of masked logits, left unnormalised.
 

@@ -237,3 +237,45 @@ def test_dense_attention_values_and_gradients_equal_a_plain_softmax(use_bias):
         gradients_of_weighted_sum(reference, inputs, cotangent),
     ):
         np.testing.assert_allclose(g, e, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("previous_valid", [True, False])
+def test_one_query_step_equals_its_row_of_the_window(include_self, previous_valid):
+    from keras_memory.ops.attention import window_step_attention
+
+    rng = np.random.default_rng(4)
+    b, w, h, d, m = 2, 4, 2, 8, 3
+    q, k, v = (rng.normal(size=(b, w, h, d)).astype("float32") for _ in range(3))
+    cache_k, cache_v = (rng.normal(size=(b, w, h, d)).astype("float32") for _ in range(2))
+    memory_k, memory_v = (rng.normal(size=(b, m, h, d)).astype("float32") for _ in range(2))
+    memory_valid = np.array([[True, False, True], [True, True, True]])
+    bias = rng.normal(size=(h, w, 2 * w)).astype("float32")
+    scale = np.array([1.5, 0.5], "float32")
+    options = dict(
+        window_length=w,
+        position_bias=bias,
+        logit_scale=scale,
+        include_self=include_self,
+        memory_keys=memory_k,
+        memory_values=memory_v,
+        memory_valid=memory_valid,
+    )
+    valid = np.array([previous_valid, True])
+    whole = to_numpy(
+        sliding_window_attention(
+            q, k, v, cache_keys=cache_k, cache_values=cache_v, cache_valid=valid, **options
+        )
+    )
+    # The buffers hold the whole window: a step must not see the keys after its query.
+    keys, values = np.concatenate([cache_k, k], 1), np.concatenate([cache_v, v], 1)
+    for position in range(w):
+        step = window_step_attention(
+            q[:, position : position + 1],
+            keys,
+            values,
+            np.int32(position),
+            previous_valid=valid,
+            **options,
+        )
+        np.testing.assert_allclose(to_numpy(step)[:, 0], whole[:, position], rtol=1e-5, atol=1e-5)

@@ -219,6 +219,30 @@ class KNNAttention(AttentionHeads):
         )
         return self.project_output(outputs), new_state
 
+    def step_buffers(self, state, batch_size):
+        # ScaNN's host index is searched by segment; its layer decodes by window re-reads.
+        return None if self.retrieval == "scann" else self.window.step_buffers(state, batch_size)
+
+    def decode_step(self, x, position, buffers, state, previous_valid):
+        """One token's output from the step buffers and the memory of the segment's start."""
+        queries, keys, values = self.project_qkv(x)
+        local, buffers = self.window.step(
+            queries,
+            keys,
+            values,
+            buffers,
+            state,
+            position,
+            previous_valid,
+            logit_scale=self.logit_scale(self.attention_scale),
+        )
+        remembered = self._memory_attention(
+            queries, state["memory_keys"], state["memory_values"], state["memory_valid"]
+        )
+        gate = ops.cast(ops.reshape(ops.sigmoid(self.memory_gate), (1, 1, -1, 1)), local.dtype)
+        outputs = (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
+        return self.project_output(outputs), buffers
+
     def _memory_attention(self, queries, memory_keys, memory_values, memory_valid):
         """Softmax over the `k` best memory entries of each query: `(batch, S, heads, dim)`."""
         # The search is not differentiated: the gradient of its scores would

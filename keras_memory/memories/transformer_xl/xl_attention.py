@@ -236,6 +236,37 @@ class XLAttention(AttentionHeads):
             )
         return self.project_output(outputs), new_state
 
+    def step_buffers(self, state, batch_size):
+        # A layer reading a recurrent state runs in the feedback stack, window by window.
+        return None if self.reader is not None else self.window.step_buffers(state, batch_size)
+
+    def decode_step(self, x, position, buffers, state, previous_valid):
+        """One token's output: `call_with_state`'s for that token, from the step buffers.
+
+        Args:
+            x: `(batch, 1, hidden_dim)`: the token at `position` of its window.
+            position: int32 scalar tensor.
+            buffers: the dict of `step_buffers`, holding the window so far.
+            state: the layer's state at the segment's start.
+            previous_valid: `(previous_in_document, previous_in_segment)` bool scalars.
+
+        Returns:
+            `(y (batch, 1, hidden_dim), new buffers)`.
+        """
+        queries, keys, values = self.project_qkv(x)
+        outputs, buffers = self.window.step(
+            queries,
+            keys,
+            values,
+            buffers,
+            state,
+            position,
+            previous_valid,
+            position_bias=self.position_bias if self.use_position_bias else None,
+            logit_scale=self.logit_scale(self.attention_scale),
+        )
+        return self.project_output(outputs), buffers
+
     def get_config(self):
         config = super().get_config()
         config.update(self.window.get_config())
