@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -9,9 +10,7 @@ from keras_memory.cli import main
 from keras_memory.training import load_checkpoint
 
 
-@pytest.fixture
-def corpus(tmp_path):
-    folder = tmp_path / "docs"
+def write_corpus(folder):
     folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(6):
@@ -21,25 +20,25 @@ def corpus(tmp_path):
     return str(folder)
 
 
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(tmp_path / "docs")
+
+
+@pytest.fixture(scope="module")
+def generation_run(tmp_path_factory):
+    """A workdir holding a 3-step xl run, for the tests of `generate`."""
+    root = tmp_path_factory.mktemp("generation")
+    main(train_args(write_corpus(root / "docs"), str(root / "run"), 3))
+    return str(root / "run")
+
+
 def train_args(corpus, workdir, steps, *extra):
     return [
-        "train",
-        "--data",
-        corpus,
-        "--workdir",
-        workdir,
-        "--steps",
-        str(steps),
-        "--batch-size",
-        "2",
-        "--segment-length",
-        "32",
-        "--window-length",
-        "16",
-        "--checkpoint-every",
-        "3",
-        *extra,
-    ]
+        "train", "--data", corpus, "--workdir", workdir, "--steps", str(steps),
+        "--batch-size", "2", "--segment-length", "32", "--window-length", "16",
+        "--checkpoint-every", "3", *extra,
+    ]  # fmt: skip
 
 
 def read_losses(workdir):
@@ -57,18 +56,11 @@ def test_train_evaluate_generate_end_to_end(corpus, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["step"] == 4 and result["tokens"] > 0
     assert 0 < result["bits_per_token"] < 12
-    main(
-        [
-            "generate",
-            "--workdir",
-            workdir,
-            "--prompt",
-            "alpha",
-            "--num-tokens",
-            "40",
-        ]
-    )
-    assert capsys.readouterr().out.startswith("alpha")
+    # `--num-tokens`: the older name of `--max-new-tokens`.
+    main(["generate", "--workdir", workdir, "--prompt", "alpha", "--num-tokens", "40"])
+    captured = capsys.readouterr()
+    assert captured.out.startswith("alpha") and captured.out.endswith("\n")
+    assert re.fullmatch(r"\d+ tokens in [\d.]+ s \([\d.]+ tokens/s\)\.", captured.err.strip())
 
 
 def test_errors_are_one_clear_line_and_nonzero(corpus, tmp_path, capsys):
@@ -146,17 +138,7 @@ def test_subword_tokenizer_is_trained_saved_and_reused(corpus, tmp_path, capsys,
     main(["evaluate", "--data", corpus, "--workdir", workdir])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["step"] == 3 and result["tokens"] > 0
-    main(
-        [
-            "generate",
-            "--workdir",
-            workdir,
-            "--prompt",
-            "beta",
-            "--num-tokens",
-            "5",
-        ]
-    )
+    main(["generate", "--workdir", workdir, "--prompt", "beta", "--max-new-tokens", "5"])
     assert capsys.readouterr().out.startswith("beta")
 
 
@@ -318,3 +300,60 @@ def test_resume_of_a_run_saved_before_an_option_existed_takes_its_default():
     assert differences(saved, {**saved, "segment_length": 64}) == [
         "--segment-length 64 (saved: 32)"
     ]
+
+
+def generated(capsys, workdir, *flags):
+    """The text `generate` streams for `--prompt alpha`, with `flags`."""
+    capsys.readouterr()
+    main(["generate", "--workdir", workdir, "--prompt", "alpha", *flags])
+    out = capsys.readouterr().out
+    assert out.endswith("\n")
+    return out[:-1]
+
+
+def test_greedy_generation_is_deterministic_and_ends_at_its_first_stop_token(
+    generation_run, capsys
+):
+    greedy = ["--sampler", "greedy", "--max-new-tokens", "24"]
+    text = generated(capsys, generation_run, *greedy)
+    assert text.startswith("alpha") and generated(capsys, generation_run, *greedy) == text
+    continuation = text[len("alpha") :]
+    # Stop at the one-byte character first seen latest; '\n' is typed as an escape.
+    candidates = [c for c in continuation if ord(c) < 128]
+    assert candidates, continuation
+    stop = max(candidates, key=continuation.index)
+    typed = stop.replace("\\", "\\\\").replace("\n", "\\n")
+    unseen = next(c for c in "~#@%" if c not in continuation)  # `--stop` is repeatable
+    stopped = generated(capsys, generation_run, *greedy, "--stop", typed, "--stop", unseen)
+    assert stopped == "alpha" + continuation[: continuation.index(stop) + 1]
+
+
+def test_a_prompt_file_is_one_batch_and_one_json_line_per_prompt(generation_run, tmp_path, capsys):
+    prompts = ["alpha", "beta gamma delta alpha beta", "x"]
+    path = tmp_path / "prompts.txt"
+    path.write_text("alpha\n\nbeta gamma delta alpha beta\n   \nx\n")
+    capsys.readouterr()
+    main(
+        ["generate", "--workdir", generation_run, "--prompt-file", str(path)]
+        + ["--max-new-tokens", "12", "--sampler", "top_p", "--top-p", "0.95", "--seed", "3"]
+    )
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [record["prompt"] for record in records] == prompts
+    assert all(record["text"].startswith(record["prompt"]) for record in records)
+    count = int(captured.err.split()[0])
+    assert 1 <= count <= 3 * 12 and captured.err.startswith(f"{count} tokens in ")
+
+
+def test_streamed_text_holds_back_a_partial_utf8_character(capsys):
+    from keras_memory.cli.generate import Continuation, StreamPrinter
+    from keras_memory.data import ByteTokenizer
+
+    tokenizer = ByteTokenizer()
+    printer = StreamPrinter(Continuation(tokenizer, tokenizer.encode("a")))
+    pieces = []
+    for token in [*tokenizer.encode("bé!"), -1]:
+        printer(np.array([token, -1]))
+        pieces.append(capsys.readouterr().out)
+    printer.finish("bé!")
+    assert pieces == ["b", "", "é", "!", ""] and capsys.readouterr().out == "\n"

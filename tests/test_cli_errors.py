@@ -115,6 +115,11 @@ def trained_copy(trained, tmp_path):
         (["evaluate", "--max-steps", "-1"], "--max-steps"),
         (["generate", "--top-p", "0"], "--top-p"),
         (["generate", "--temperature", "-1"], "--temperature"),
+        (["generate", "--temperature", "0"], "--temperature: expected a number > 0"),
+        (["generate", "--max-new-tokens", "0"], "--max-new-tokens"),
+        (["generate", "--num-tokens", "0"], "--max-new-tokens"),
+        (["generate", "--prompt", "a", "--prompt-file", "p"], "--prompt-file"),
+        (["generate", "--sampler", "beam"], "--sampler"),
         (["generate", "--data", "x"], "--data"),
     ],
 )
@@ -125,6 +130,26 @@ def test_a_bad_flag_is_one_line_naming_it_and_touches_nothing(argv, flag, tmp_pa
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert line.startswith(f"keras-memory {argv[0]}: error:") and flag in line, line
     assert not os.path.exists(workdir)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--temperature", "0"], "use --sampler greedy"),
+        (
+            ["--top-p", "0.5"],
+            "--sampler top_k does not read it: --top-p is read by --sampler top_p",
+        ),
+        (["--sampler", "greedy", "--top-k", "5"], "--sampler greedy does not read it: --top-k"),
+        (["--prompt-file", "/nonexistent/prompts.txt"], "--prompt-file /nonexistent/prompts.txt"),
+        (["--prompt-file", os.devnull], f"--prompt-file {os.devnull} holds no prompt"),
+    ],
+)
+def test_generate_refuses_sampling_and_prompt_flags_before_reading_the_run(argv, message, tmp_path):
+    result = run_cli("generate", *argv, "--workdir", str(tmp_path / "run"))
+    line = error_line(result)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert line.startswith("keras-memory generate: error:") and message in line, line
 
 
 def test_help_shows_the_defaults():
@@ -144,6 +169,8 @@ def test_help_shows_the_defaults():
         (["train", "--resume", "--memory-size", "64"], "--memory-size is an option of"),
         (["evaluate", "--memory-size", "64"], "--memory-size: the run's --kind xl"),
         (["evaluate", "--data", "/nonexistent/folder"], "--data '/nonexistent/folder'"),
+        (["generate", "--stop", "ab"], "--stop 'ab' encodes to 2 tokens"),
+        (["generate", "--top-k", "300"], "--top-k 300 is larger than the run's vocabulary"),
     ],
 )
 def test_refused_commands_leave_the_checkpoints_byte_identical(argv, message, trained):
@@ -222,11 +249,12 @@ def test_a_read_only_workdir_is_one_line(corpus, tmp_path):
 
 def test_generate_without_top_k(trained):
     result = run_cli(
-        "generate", "--workdir", trained, "--prompt", "alpha", "--num-tokens", "8",
-        "--top-k", "0", "--temperature", "0",
+        "generate", "--workdir", trained, "--prompt", "alpha", "--max-new-tokens", "8",
+        "--top-k", "0", "--temperature", "1.5", "--stop", "\\n",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("alpha") and "tokens/s" in result.stderr
+    assert result.stdout.startswith("alpha") and result.stdout.endswith("\n")
+    assert "tokens/s" in result.stderr
 
 
 def test_a_backend_keras_memory_cannot_run_on_is_one_line(tmp_path):

@@ -2,9 +2,12 @@
 
 Whatever the values, the command either trains (exit 0, a checkpoint) or
 refuses in one line naming one of the flags typed (exit 2, no checkpoint);
-never a traceback, never a run that quietly used something else.
+never a traceback, never a run that quietly used something else. The
+sampling flags of `generate` are fuzzed the same way, in this process.
 """
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -82,3 +85,49 @@ def test_numeric_flags_train_or_are_refused_in_one_line(flags, corpus, tmp_path_
     assert line.startswith("keras-memory train: error:"), line
     assert any(flag in line for flag in flags), (flags, line)
     assert load_checkpoint(workdir) == (None, None)
+
+
+# `generate`'s sampling flags: each sampler with the flags it reads and those it does not.
+SAMPLING_VALUES = {
+    "--sampler": ["greedy", "random", "top_k", "top_p", "beam", None],
+    "--temperature": ["0.5", "1", "0", "-1", "nan", None],
+    "--top-k": ["0", "5", "300", "-2", None],
+    "--top-p": ["0.9", "1", "0", "1.5", None],
+}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    flags=st.fixed_dictionaries({flag: st.sampled_from(v) for flag, v in SAMPLING_VALUES.items()})
+)
+def test_sampling_flags_make_their_sampler_or_are_refused_in_one_line(flags):
+    from keras_memory.cli import build_parser
+    from keras_memory.cli.sampler_flags import SAMPLERS, check_sampler_flags, make_sampler
+
+    typed = {flag: value for flag, value in flags.items() if value is not None}
+    argv = ["generate", *(f"{flag}={value}" for flag, value in typed.items())]
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            args = build_parser().parse_args(argv)
+        check_sampler_flags(args)
+        sampler = make_sampler(args, vocab_size=259)
+    except SystemExit as error:  # argparse: a value out of range, a sampler unknown
+        line = stderr.getvalue()
+        assert error.code == 2 and line.count("\n") == 1, line
+        assert any(f"argument {flag}" in line for flag in typed), line
+        return
+    except ValueError as error:  # a flag the sampler does not read, a k beyond the vocabulary
+        assert "\n" not in str(error) and any(flag in str(error) for flag in typed), str(error)
+        return
+    name = args.sampler
+    assert all(
+        flag in ("--sampler", "--seed") or flag[2:].replace("-", "_") in SAMPLERS[name]
+        for flag in typed
+    )
+    expected = {"greedy": "Greedy", "random": "Random", "top_p": "TopP"}.get(name, "TopK")
+    if name == "top_k" and args.top_k == 0:
+        expected = "Random"
+    assert type(sampler).__name__ == f"{expected}Sampler"
+    if name != "greedy":
+        assert sampler.temperature == float(typed.get("--temperature", 0.8))

@@ -70,9 +70,14 @@ def test_warm_start_copies_and_freezes_the_embedding_with_the_presets_tokenizer(
     main(["evaluate", "--data", corpus, "--workdir", workdir])
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["tokenizer"] == "hub" and result["tokens"] > 0
-    # A vocabulary of 37: the default top-k of 40 would be refused.
+    # A vocabulary of 37: the default top-k of 40 draws from all of it, a typed one is refused.
     main(["generate", "--workdir", workdir, "--prompt", "alpha", "--top-k", "5"])
     assert capsys.readouterr().out.startswith("alpha")
+    main(["generate", "--workdir", workdir, "--prompt", "alpha", "--max-new-tokens", "4"])
+    assert capsys.readouterr().out.startswith("alpha")
+    with pytest.raises(SystemExit):
+        main(["generate", "--workdir", workdir, "--top-k", "40"])
+    assert "--top-k 40 is larger than the run's vocabulary (37 tokens)" in capsys.readouterr().err
 
 
 def test_warm_start_without_freezing_trains_the_embedding(corpus, tmp_path):  # noqa: F811

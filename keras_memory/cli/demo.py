@@ -26,7 +26,8 @@ TRAIN_FLAGS = (
     "--checkpoint-every", "0", "--resume", "--tokenizer", "bytes",
 )  # fmt: skip
 SAMPLE_FLAGS = (
-    "--prompt", "import ", "--num-tokens", "200", "--temperature", "0.8", "--top-k", "40",
+    "--prompt", "import ", "--max-new-tokens", "200", "--sampler", "top_k", "--top-k", "40",
+    "--temperature", "0.8",
 )  # fmt: skip
 
 
