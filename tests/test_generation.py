@@ -131,14 +131,15 @@ def test_kinds_without_a_token_step_re_read_a_window_or_the_segment():
         # Rotary queries read position-free registers by their place in the segment.
         "xl_compressed_rotary_registers": "window",
         "memorizing_dense": "window",
+        # Feedback runs the stack window by window.
         "block_recurrent_feedback": "window",
-        "block_recurrent_lstm": "window",
+        "block_recurrent_lstm": "token",
         "melodi": "window",
     }
     # Dense-KV attends across the whole segment: its "window" is the segment.
     for config in ("memorizing_dense", "xl_compressed_rotary_registers"):
         assert make_model(config).decoding_window_length() is None
-    decoder = IncrementalDecoder(make_model("block_recurrent_lstm"), SEGMENT, batch_size=1)
+    decoder = IncrementalDecoder(make_model("melodi"), SEGMENT, batch_size=1)
     calls, _ = counted(decoder)
     text = prompts((20,))[0][None]
     for length in range(1, 21):

@@ -82,20 +82,20 @@ def _torch_call(model):
     return call
 
 
-def compiled_model_step(model, jit_compile=True):
-    """Returns `model.decode_step`, compiled like `compiled_model_call`.
+def compiled_model_method(model, name, jit_compile=True):
+    """Returns the model's method `name` (e.g. `decode_step`), compiled like `compiled_model_call`.
 
     On JAX the weights are arguments of the jitted function and the step
     runs under a `keras.StatelessScope` mapping the model's variables to
     them (how keras-hub's samplers run a model inside a compiled loop).
 
     Args:
-        model: a built functional model with a `decode_step(tokens,
-            position, buffers, state, previous_valid)` method (`MemoryLM`).
+        model: a built functional model (`MemoryLM`).
+        name: str. The method: `"decode_step"` or `"next_window_buffers"`.
         jit_compile: bool. On TensorFlow, compile with XLA. Defaults to True.
 
     Returns:
-        A function with `decode_step`'s arguments and results.
+        A function with the method's arguments and results.
     """
     backend = keras.backend.backend()
     if backend == "jax":
@@ -105,7 +105,7 @@ def compiled_model_step(model, jit_compile=True):
             mapping = list(zip(model.trainable_variables, trainable))
             mapping += list(zip(model.non_trainable_variables, non_trainable))
             with keras.StatelessScope(state_mapping=mapping):
-                return model.decode_step(*args)
+                return getattr(model, name)(*args)
 
         forward = jax.jit(forward)
 
@@ -119,11 +119,11 @@ def compiled_model_step(model, jit_compile=True):
         import tensorflow as tf
 
         # Traced on first use: a model without one-token steps never calls it.
-        return tf.function(lambda *args: model.decode_step(*args), jit_compile=jit_compile)
+        return tf.function(lambda *args: getattr(model, name)(*args), jit_compile=jit_compile)
     import torch
 
     def step(*args):
         with torch.no_grad():
-            return model.decode_step(*args)
+            return getattr(model, name)(*args)
 
     return step

@@ -176,6 +176,19 @@ class MemoryLayer(keras.layers.Layer):
         """One token's output and the new buffers; see `step_buffers`."""
         raise NotImplementedError(f"Layer '{self.name}' has no one-token decoding step.")
 
+    def next_window_buffers(self, buffers, state, previous_valid):
+        """The step buffers of the next window, once the current one is complete.
+
+        By default the current window becomes the previous one and an empty
+        window follows. A layer whose state changes at a window's end
+        updates it here. `previous_valid` is the finished window's (see
+        `decode_step`).
+        """
+        current = {name: value[:, value.shape[1] // 2 :] for name, value in buffers.items()}
+        return {
+            name: ops.concatenate([v, ops.zeros_like(v)], axis=1) for name, v in current.items()
+        }
+
     def call(self, x, state=None, reset=None, training=None, functional=False, **call_options):
         # Every check reads static shapes and dtypes only and runs before any
         # state is read or written: a bad call leaves the memory untouched.

@@ -153,6 +153,9 @@ class TransformerBlock(MemoryLayer):
     def step_buffers(self, state, batch_size):
         return self.attention.step_buffers(state, batch_size)
 
+    def next_window_buffers(self, buffers, state, previous_valid):
+        return self.attention.next_window_buffers(buffers, state, previous_valid)
+
     def decode_step(self, x, position, buffers, state, previous_valid):
         """One token through the block, its attention reading the step buffers."""
         attended, buffers = self.attention.decode_step(

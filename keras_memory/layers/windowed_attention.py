@@ -279,7 +279,7 @@ class WindowedAttention:
             position,
             window_length=w,
             previous_valid=ops.broadcast_to(ops.cast(seen, "bool"), (batch,)),
-            position_bias=None if bias is None else bias.compute_bias(w, 2 * w),
+            position_bias=None if bias is None else _bias_row(bias, w, position),
             logit_scale=scores.get("logit_scale"),
             include_self=self.include_self,
             **memory,
@@ -348,3 +348,10 @@ class WindowedAttention:
         if self.compressed_memory is not None:
             new_state.update(self.compressed_memory.compress(keys, values, cache, compressed))
         return outputs, new_state
+
+
+def _bias_row(position_bias, window_length, position):
+    """`position_bias.compute_bias(W, 2W)[:, position]`, gathering one row only."""
+    buckets = position_bias.buckets(window_length, 2 * window_length)
+    row = ops.take(ops.convert_to_tensor(buckets), ops.cast(position, "int32"), axis=0)
+    return ops.take(position_bias.table, row, axis=1)

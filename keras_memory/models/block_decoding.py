@@ -61,3 +61,10 @@ class BlockDecoding:
             new_buffers.append(block_buffers)
         logits = self.tied_logits(self.final_norm(x))
         return ops.cast(logits[:, 0], "float32"), new_buffers
+
+    def next_window_buffers(self, buffers, state, previous_valid):
+        """Per block, the step buffers of the next window (`MemoryLayer.next_window_buffers`)."""
+        return [
+            block.next_window_buffers(block_buffers, block_state, previous_valid)
+            for block, block_buffers, block_state in zip(self.blocks, buffers, state)
+        ]

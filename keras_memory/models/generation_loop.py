@@ -29,8 +29,8 @@ def generate(
     segment_length = _segment_length(model, segment_length)
     if stream is not None and not callable(stream):
         raise ValueError(f"`stream` must be a callable or None; got {type(stream).__name__}.")
-    functional, call, step = model.generation_model()
-    decoder = IncrementalDecoder(functional, segment_length, len(batch), call=call, step=step)
+    functional, call, steps = model.generation_model()
+    decoder = IncrementalDecoder(functional, segment_length, len(batch), call=call, steps=steps)
 
     total = int(ends.max())
     tokens = np.full((len(batch), total), model.pad_token_id, np.int32)

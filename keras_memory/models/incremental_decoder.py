@@ -3,7 +3,7 @@
 import numpy as np
 from keras import ops
 
-from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_step
+from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_method
 from keras_memory.ops.checks import check_int
 
 
@@ -47,8 +47,9 @@ class IncrementalDecoder:
         call: the compiled forward pass to use (`compiled_model_call(model)`),
             or None to compile one. A model's `generation_model()` keeps one,
             so a second `generate` does not compile again.
-        step: the compiled one-token step (`compiled_model_step(model)`),
-            or None to compile one (used in `"token"` mode only).
+        steps: `(decode_step, next_window_buffers)` of the model compiled
+            (`compiled_model_method`), or None to compile them (used in
+            `"token"` mode only).
 
     Example:
     ```python
@@ -62,7 +63,7 @@ class IncrementalDecoder:
           against a cache of the previous segment's keys and values)
     """
 
-    def __init__(self, model, segment_length, batch_size, call=None, step=None):
+    def __init__(self, model, segment_length, batch_size, call=None, steps=None):
         if model.stateful:
             raise ValueError("IncrementalDecoder needs a functional (stateful=False) model.")
         if not model.built:
@@ -82,7 +83,10 @@ class IncrementalDecoder:
         self.step_window = _step_window(buffers)
         if self.step_window is not None and self.segment_length % self.step_window == 0:
             self.mode = "token"
-            self.step = step or compiled_model_step(model)
+            self.step, self.next_window = steps or (
+                compiled_model_method(model, "decode_step"),
+                compiled_model_method(model, "next_window_buffers"),
+            )
             self.buffers = None
             self.next_position = 0
             self.window_start = 0
@@ -146,11 +150,13 @@ class IncrementalDecoder:
             # The previous window of the first step is the cache the prefill left.
             self.buffers = self.model.step_buffers(self.segment_state, self.batch_size)
             self.next_position = self.window_start = self.segment_start
+            self.previous_valid = None
         if last < self.next_position:
             raise ValueError(
                 f"`length` ({last + 1}) lies before the decoder's position "
                 f"({self.next_position}); decoders only move forward."
             )
+        previous_valid = self.previous_valid
         for position in range(self.next_position, last + 1):
             if position == self.segment_start + self.segment_length:
                 if self.segment_names:
@@ -158,7 +164,8 @@ class IncrementalDecoder:
                     self._finish_segment(tokens)
                 self.segment_start = position
             if position == self.window_start + self.step_window:
-                self.buffers = [_next_window(buffers) for buffers in self.buffers]
+                # The finished window's flags: its state update reads its previous window.
+                self.buffers = self.next_window(self.buffers, self.segment_state, previous_valid)
                 self.window_start = position
             previous_valid = (
                 np.bool_(self.window_start > 0),
@@ -171,7 +178,7 @@ class IncrementalDecoder:
                 self.segment_state,
                 previous_valid,
             )
-        self.next_position = last + 1
+        self.next_position, self.previous_valid = last + 1, previous_valid
         return ops.convert_to_numpy(logits)
 
     def _window(self, tokens, start, length):
@@ -227,16 +234,5 @@ def _step_window(buffers):
     """`W` of step buffers (`[previous window, current window]`), or None without steps."""
     if buffers is None:
         return None
-    halves = {value.shape[1] // 2 for block in buffers for value in block.values()}
+    halves = {block["keys"].shape[1] // 2 for block in buffers}
     return halves.pop() if len(halves) == 1 else None
-
-
-def _next_window(buffers):
-    """The buffers of the next window: the current window becomes the previous one."""
-    return {
-        name: ops.concatenate(
-            [value[:, value.shape[1] // 2 :], ops.zeros_like(value[:, : value.shape[1] // 2])],
-            axis=1,
-        )
-        for name, value in buffers.items()
-    }

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_step
+from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_method
 from keras_memory.layers.call_arguments import convert_call_arguments
 from keras_memory.models.generation_loop import generate as generate_tokens
 from keras_memory.models.rebuild import model_weights, rebuild_model
@@ -221,7 +221,7 @@ class SegmentLM(keras.Model):
         return getattr(self, "sampler", None) or "top_k"
 
     def generation_model(self):
-        """Returns `(functional model, compiled call, compiled step)` that `generate` decodes with.
+        """Returns `(functional model, compiled call, compiled steps)` that `generate` decodes with.
 
         A functional model decodes itself; a stateful one a functional twin
         (`rebuild_model`), so generation never touches its memory. Both are
@@ -241,12 +241,15 @@ class SegmentLM(keras.Model):
             functional = rebuild_model(self, stateful=False)
             # A plain holder: Keras would track a model kept in a tuple as a sublayer.
             cached = self._generation_model = DecodingModel(
-                functional, compiled_model_call(functional), compiled_model_step(functional)
+                functional,
+                compiled_model_call(functional),
+                compiled_model_method(functional, "decode_step"),
+                compiled_model_method(functional, "next_window_buffers"),
             )
         elif cached.model is not self:
             for target, source in zip(model_weights(cached.model), model_weights(self)):
                 target.assign(ops.copy(source))
-        return cached.model, cached.call, cached.step
+        return cached.model, cached.call, (cached.step, cached.next_window)
 
     def generate(
         self,
@@ -335,9 +338,10 @@ class SegmentLM(keras.Model):
 class DecodingModel:
     """The functional model and compiled call a `SegmentLM` generates with (not tracked)."""
 
-    __slots__ = ("model", "call", "step")
+    __slots__ = ("model", "call", "step", "next_window")
 
-    def __init__(self, model, call, step):
+    def __init__(self, model, call, step, next_window):
         self.model = model
         self.call = call
         self.step = step
+        self.next_window = next_window

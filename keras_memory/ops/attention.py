@@ -235,8 +235,8 @@ def window_step_attention(
         position: int32 scalar tensor in `[0, W)`: the query's place in its window.
         window_length: int. `W`.
         previous_valid: bool tensor `(batch,)`: rows that see the previous window.
-        position_bias: float tensor `(heads, W, 2W)` (the table
-            `sliding_window_attention` takes) or None.
+        position_bias: float tensor `(heads, 2W)`: the query's row of the
+            `(heads, W, 2W)` table `sliding_window_attention` takes, or None.
         logit_scale: float tensor `(heads,)` or None.
         include_self: bool. See `window_mask`.
         memory_keys: float tensor `(batch, M, heads, head_dim)` or None.
@@ -264,10 +264,10 @@ def window_step_attention(
         query = query * ops.cast(scale, query.dtype)
     logits = ops.cast(ops.einsum("bqhd,bkhd->bhqk", query, ops.cast(keys, query.dtype)), "float32")
     if position_bias is not None:
-        row = ops.take(ops.cast(position_bias, "float32"), ops.reshape(position, (1,)), axis=1)
+        row = ops.reshape(ops.cast(position_bias, "float32"), (1, heads, 1, -1))
         if logit_scale is not None:
-            row = row * ops.reshape(scale, (heads, 1, 1))
-        logits = logits + row[None]
+            row = row * ops.reshape(scale, (1, heads, 1, 1))
+        logits = logits + row
     logits = logits + ops.where(allowed, 0.0, MASKED_LOGIT)[:, None, None, :]
     parts = [logits]
     if memory_keys is not None:

@@ -276,6 +276,6 @@ def test_one_query_step_equals_its_row_of_the_window(include_self, previous_vali
             values,
             np.int32(position),
             previous_valid=valid,
-            **options,
+            **{**options, "position_bias": bias[:, position]},
         )
         np.testing.assert_allclose(to_numpy(step)[:, 0], whole[:, position], rtol=1e-5, atol=1e-5)

@@ -6,6 +6,7 @@ from keras import ops
 from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_options
 from keras_memory.layers.relative_position_bias import RelativePositionBias, check_bucket_options
 from keras_memory.layers.windowed_attention import WindowedAttention
+from keras_memory.memories.block_recurrent.recurrent_decoding import RecurrentDecoding
 from keras_memory.memories.block_recurrent.state_update import GATES, VARIANTS, StateUpdate
 from keras_memory.ops.attention import dense_attention
 from keras_memory.ops.checks import check_bool, check_choice, check_int, check_number
@@ -13,7 +14,7 @@ from keras_memory.ops.normalization import l2_normalize
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class BlockRecurrentAttention(AttentionHeads):
+class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
     """The recurrent layer of the Block-Recurrent Transformer.
 
     A segment is read in blocks of `window_length` tokens. Alongside the
