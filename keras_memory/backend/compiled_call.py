@@ -82,7 +82,7 @@ def _torch_call(model):
     return call
 
 
-def compiled_model_method(model, name, jit_compile=True):
+def compiled_model_method(model, name, jit_compile=True, buffers_argument=None):
     """Returns the model's method `name` (e.g. `decode_step`), compiled like `compiled_model_call`.
 
     On JAX the weights are arguments of the jitted function and the step
@@ -92,6 +92,10 @@ def compiled_model_method(model, name, jit_compile=True):
     Args:
         model: a built functional model (`MemoryLM`).
         name: str. The method: `"decode_step"` or `"next_window_buffers"`.
+        buffers_argument: int or None. The position of an argument the
+            method returns a new version of (the step buffers): JAX then
+            reuses its memory for the result instead of copying it every
+            token. The caller must not read the argument afterwards.
         jit_compile: bool. On TensorFlow, compile with XLA. Defaults to True.
 
     Returns:
@@ -107,7 +111,8 @@ def compiled_model_method(model, name, jit_compile=True):
             with keras.StatelessScope(state_mapping=mapping):
                 return getattr(model, name)(*args)
 
-        forward = jax.jit(forward)
+        donated = () if buffers_argument is None else (2 + buffers_argument,)
+        forward = jax.jit(forward, donate_argnums=donated)
 
         def step(*args):
             trainable = [variable.value for variable in model.trainable_variables]

@@ -84,8 +84,8 @@ class IncrementalDecoder:
         if self.step_window is not None and self.segment_length % self.step_window == 0:
             self.mode = "token"
             self.step, self.next_window = steps or (
-                compiled_model_method(model, "decode_step"),
-                compiled_model_method(model, "next_window_buffers"),
+                compiled_model_method(model, "decode_step", buffers_argument=2),
+                compiled_model_method(model, "next_window_buffers", buffers_argument=0),
             )
             self.buffers = None
             self.next_position = 0

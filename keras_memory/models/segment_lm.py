@@ -243,8 +243,8 @@ class SegmentLM(keras.Model):
             cached = self._generation_model = DecodingModel(
                 functional,
                 compiled_model_call(functional),
-                compiled_model_method(functional, "decode_step"),
-                compiled_model_method(functional, "next_window_buffers"),
+                compiled_model_method(functional, "decode_step", buffers_argument=2),
+                compiled_model_method(functional, "next_window_buffers", buffers_argument=0),
             )
         elif cached.model is not self:
             for target, source in zip(model_weights(cached.model), model_weights(self)):
