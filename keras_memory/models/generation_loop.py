@@ -33,23 +33,26 @@ def generate(
     decoder = IncrementalDecoder(functional, segment_length, len(batch), call=call, steps=steps)
 
     total = int(ends.max())
-    tokens = np.full((len(batch), total), model.pad_token_id, np.int32)
+    # The texts grow as tokens come: a generous `max_new_tokens` costs nothing up front.
+    tokens = np.full((len(batch), int(batch.lengths.max()) + 1024), model.pad_token_id, np.int32)
     for row, prompt in enumerate(batch.rows):
         tokens[row, : len(prompt)] = prompt
-    in_prompt = np.arange(total)[None, :] < batch.lengths[:, None]
     finished = np.zeros(len(batch), bool)
     produced = [[] for _ in batch.rows]
     logits_of = [[] for _ in batch.rows]
     start = int(batch.lengths.min())
     decoder.prefill(tokens, start)
     for position in range(start, total):
-        active = ~in_prompt[:, position] & ~finished & (position < ends)
-        if not active.any() and not in_prompt[:, position].any():
+        in_prompt = position < batch.lengths
+        active = ~in_prompt & ~finished & (position < ends)
+        if not active.any() and not in_prompt.any():
             break
+        if position == tokens.shape[1]:
+            tokens = np.concatenate([tokens, np.full_like(tokens, model.pad_token_id)], axis=1)
         logits = decoder.logits_before(tokens, position)
         drawn = next_tokens(sampler, logits, model.pad_token_id)
         tokens[:, position] = np.where(
-            in_prompt[:, position], tokens[:, position], np.where(active, drawn, model.pad_token_id)
+            in_prompt, tokens[:, position], np.where(active, drawn, model.pad_token_id)
         )
         for row in np.flatnonzero(active):
             produced[row].append(int(drawn[row]))
