@@ -130,13 +130,14 @@ def test_kinds_without_a_token_step_re_read_a_window_or_the_segment():
         "memorizing": "token",
         # Rotary queries read position-free registers by their place in the segment.
         "xl_compressed_rotary_registers": "window",
-        "memorizing_dense": "window",
+        # Dense-KV steps over the whole segment so far (its buffers are the segment's).
+        "memorizing_dense": "token",
         # Feedback runs the stack window by window.
         "block_recurrent_feedback": "window",
         "block_recurrent_lstm": "token",
         "melodi": "window",
     }
-    # Dense-KV attends across the whole segment: its "window" is the segment.
+    # Neither can be re-read window by window: dense-KV attends across the segment.
     for config in ("memorizing_dense", "xl_compressed_rotary_registers"):
         assert make_model(config).decoding_window_length() is None
     decoder = IncrementalDecoder(make_model("melodi"), SEGMENT, batch_size=1)

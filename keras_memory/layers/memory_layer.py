@@ -160,15 +160,16 @@ class MemoryLayer(keras.layers.Layer):
         """
         return ()
 
-    def step_buffers(self, state, batch_size):
+    def step_buffers(self, state, batch_size, segment_length):
         """What a one-token decoding step carries (a dict of `(batch, 2W, ...)` tensors).
 
         Layers that can compute one token's output from the keys and values
         of `[previous window, current window]` (`decode_step`) return them,
         the previous window taken from `state`; at every window's end a
-        decoder drops the first half and appends an empty window. None (the
-        default): the layer has no one-token step, and a decoder re-reads
-        windows instead.
+        decoder drops the first half and appends an empty window (layers
+        with other buffers override `next_window_buffers`). `segment_length`
+        is the decoder's. None (the default): the layer has no one-token
+        step, and a decoder re-reads windows instead.
         """
         return None
 

@@ -150,8 +150,8 @@ class TransformerBlock(MemoryLayer):
         )
         return y if self.stateful and not functional else (y, new_state)
 
-    def step_buffers(self, state, batch_size):
-        return self.attention.step_buffers(state, batch_size)
+    def step_buffers(self, state, batch_size, segment_length):
+        return self.attention.step_buffers(state, batch_size, segment_length)
 
     def next_window_buffers(self, buffers, state, previous_valid):
         return self.attention.next_window_buffers(buffers, state, previous_valid)

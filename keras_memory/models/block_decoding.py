@@ -31,7 +31,7 @@ class BlockDecoding:
         """Per block, the state entries written once per segment (see `MemoryLayer`)."""
         return [tuple(block.segment_state_names()) for block in self.blocks]
 
-    def step_buffers(self, state, batch_size):
+    def step_buffers(self, state, batch_size, segment_length):
         """Per block, the buffers of a one-token decoding step; None if a block has none.
 
         Only a stack run layer by layer decodes a token at a time (feedback
@@ -39,7 +39,10 @@ class BlockDecoding:
         """
         if not isinstance(self.stack_runner, LayerByLayer):
             return None
-        buffers = [block.step_buffers(s, batch_size) for block, s in zip(self.blocks, state)]
+        buffers = [
+            block.step_buffers(block_state, batch_size, segment_length)
+            for block, block_state in zip(self.blocks, state)
+        ]
         return None if any(b is None for b in buffers) else buffers
 
     def decode_step(self, tokens, position, buffers, state, previous_valid):

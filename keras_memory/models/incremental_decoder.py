@@ -79,7 +79,7 @@ class IncrementalDecoder:
         names = model.segment_state_names()
         self.segment_names = names if names and any(names) else None
         # One token at a time where every block has a step (`step_buffers`).
-        buffers = model.step_buffers(self.segment_state, batch_size)
+        buffers = model.step_buffers(self.segment_state, batch_size, self.segment_length)
         self.step_window = _step_window(buffers)
         if self.step_window is not None and self.segment_length % self.step_window == 0:
             self.mode = "token"
@@ -148,7 +148,9 @@ class IncrementalDecoder:
         """Steps one token at a time up to `last`; returns the logits of the token after it."""
         if self.buffers is None:
             # The previous window of the first step is the cache the prefill left.
-            self.buffers = self.model.step_buffers(self.segment_state, self.batch_size)
+            self.buffers = self.model.step_buffers(
+                self.segment_state, self.batch_size, self.segment_length
+            )
             self.next_position = self.window_start = self.segment_start
             self.previous_valid = None
         if last < self.next_position:
@@ -234,5 +236,6 @@ def _step_window(buffers):
     """`W` of step buffers (`[previous window, current window]`), or None without steps."""
     if buffers is None:
         return None
-    halves = {block["keys"].shape[1] // 2 for block in buffers}
+    # Blocks without a window of their own (dense-KV) have no "keys" buffer.
+    halves = {block["keys"].shape[1] // 2 for block in buffers if "keys" in block}
     return halves.pop() if len(halves) == 1 else None

@@ -124,7 +124,7 @@ class SegmentLM(keras.Model):
         """Per entry of the state list, the names updated once per segment; see `MemoryLM`."""
         return None
 
-    def step_buffers(self, state, batch_size):
+    def step_buffers(self, state, batch_size, segment_length):
         """The buffers of a one-token decoding step, or None (none here; see `MemoryLM`)."""
         return None
 

@@ -17,7 +17,7 @@ class RecurrentDecoding:
     block. The buffers carry the state, so no window is ever re-read.
     """
 
-    def step_buffers(self, state, batch_size):
+    def step_buffers(self, state, batch_size, segment_length):
         buffers = self.window.step_buffers(state, batch_size)
         if buffers is None:
             return None

@@ -145,6 +145,63 @@ class DenseKVAttention(AttentionHeads):
         )
         return self.project_output(outputs), new_state
 
+    def segment_state_names(self):
+        # The memory is written after the segment that attended to it.
+        return tuple(self.state_shapes(None))
+
+    def step_buffers(self, state, batch_size, segment_length):
+        """The keys and values of the segment so far, and how many tokens it holds."""
+        shape = (batch_size, segment_length, self.num_heads, self.head_dim)
+        return {
+            "segment_keys": ops.zeros(shape, "float32"),
+            "segment_values": ops.zeros(shape, "float32"),
+            "segment_count": ops.zeros((), "int32"),
+        }
+
+    def next_window_buffers(self, buffers, state, previous_valid):
+        # The segment's buffers run to the segment's end (the count wraps there).
+        return buffers
+
+    def decode_step(self, x, position, buffers, state, previous_valid):
+        """One token over the memory of the segment's start and the segment so far."""
+        queries, keys, values = self.project_qkv(x)
+        count = buffers["segment_count"]
+        start = (0, count, 0, 0)
+        segment_keys = ops.slice_update(buffers["segment_keys"], start, ops.cast(keys, "float32"))
+        segment_values = ops.slice_update(
+            buffers["segment_values"], start, ops.cast(values, "float32")
+        )
+        scale = 1.0
+        if self.normalize_keys:
+            scale = ops.reshape(ops.cast(ops.abs(self.attention_scale), "float32"), (1, -1, 1, 1))
+        memory_logits = ops.einsum(
+            "bqhd,bmhd->bhqm", queries, ops.cast(state["memory_keys"], queries.dtype)
+        )
+        memory_logits = ops.where(
+            ops.cast(state["memory_valid"], "bool")[:, None, None, :],
+            ops.cast(memory_logits, "float32") * scale,
+            MASKED_LOGIT,
+        )
+        segment_logits = ops.einsum(
+            "bqhd,bkhd->bhqk", queries, ops.cast(segment_keys, queries.dtype)
+        )
+        places = ops.arange(segment_keys.shape[1], dtype="int32")
+        seen = places <= count if self.include_self else places < count
+        segment_logits = ops.where(
+            seen[None, None, None, :], ops.cast(segment_logits, "float32") * scale, MASKED_LOGIT
+        )
+        logits = ops.concatenate([memory_logits, segment_logits], axis=-1)
+        weights = safe_softmax(logits, logits > MASKED_LOGIT / 2)
+        outputs = ops.einsum(
+            "bhqm,bmhd->bqhd", weights[..., : self.memory_size], state["memory_values"]
+        ) + ops.einsum("bhqk,bkhd->bqhd", weights[..., self.memory_size :], segment_values)
+        buffers = {
+            "segment_keys": segment_keys,
+            "segment_values": segment_values,
+            "segment_count": (count + 1) % segment_keys.shape[1],
+        }
+        return self.project_output(ops.cast(outputs, values.dtype)), buffers
+
     def get_config(self):
         config = super().get_config()
         config.update({"memory_size": self.memory_size, "include_self": self.include_self})

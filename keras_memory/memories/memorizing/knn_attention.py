@@ -219,7 +219,7 @@ class KNNAttention(AttentionHeads):
         )
         return self.project_output(outputs), new_state
 
-    def step_buffers(self, state, batch_size):
+    def step_buffers(self, state, batch_size, segment_length):
         # ScaNN's host index is searched by segment; its layer decodes by window re-reads.
         return None if self.retrieval == "scann" else self.window.step_buffers(state, batch_size)
 

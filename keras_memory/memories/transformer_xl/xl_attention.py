@@ -236,7 +236,7 @@ class XLAttention(AttentionHeads):
             )
         return self.project_output(outputs), new_state
 
-    def step_buffers(self, state, batch_size):
+    def step_buffers(self, state, batch_size, segment_length):
         # A layer reading a recurrent state runs in the feedback stack, window by window.
         return None if self.reader is not None else self.window.step_buffers(state, batch_size)
 
