@@ -1,4 +1,4 @@
-"""`keras-memory bench quality|recall|speed|ceiling`: benchmarks that print one JSON line each."""
+"""`keras-memory bench quality|recall|speed|ceiling|generate`: one JSON line per record."""
 
 from keras_memory.cli.backend import add_backend_flag
 
@@ -7,7 +7,7 @@ HELP = "Benchmarks that print one JSON line each."
 
 def add_arguments(parser):
     """Adds `--backend` and the benchmarks, each a command of its own."""
-    from keras_memory.bench import ceiling
+    from keras_memory.bench import ceiling, generation
 
     add_backend_flag(parser)
     benchmarks = parser.add_subparsers(dest="benchmark", required=True)
@@ -39,17 +39,25 @@ def add_arguments(parser):
             "ceiling the memory kinds are measured against.",
         )
     )
+    generation.add_arguments(
+        benchmarks.add_parser(
+            "generate",
+            help="ms per new token of model.generate for each kind, batch size and segment "
+            "length, against one segment's forward pass and the old whole-segment path.",
+        )
+    )
 
 
 def run(args):
     """Runs the benchmark `args.benchmark` names."""
-    from keras_memory.bench import ceiling, quality, recall, speed
+    from keras_memory.bench import ceiling, generation, quality, recall, speed
 
     benchmarks = {
         "quality": quality.main,
         "recall": recall.main,
         "speed": speed.main,
         "ceiling": ceiling.main,
+        "generate": generation.main,
     }
     return benchmarks[args.benchmark](args)
 

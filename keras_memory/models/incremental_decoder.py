@@ -15,19 +15,22 @@ class IncrementalDecoder:
     decoder gets the same numbers at a cost per token that does not grow
     with `S`, in one of two modes:
 
-    - `"token"`: every block has a one-token step (`step_buffers`, today
-      the sliding-window, XL and kNN layers: kinds `local`, `xl`,
-      `memorizing`). Each layer keeps the keys and values of the previous
-      and the current window; a token costs one token's projections and
-      feed-forward and an attention over `2W` keys (plus its kNN search).
+    - `"token"`: every block has a one-token step (`step_buffers`: the
+      sliding-window, XL, kNN, dense-KV and Block-Recurrent layers, so the
+      kinds `local`, `xl`, `memorizing`, `memorizing_dense` and
+      `block_recurrent` without feedback). Each layer keeps the keys and
+      values of the previous and the current window (dense-KV: of the
+      segment so far; Block-Recurrent also its state, updated when a window
+      completes); a token costs one token's projections and feed-forward
+      and an attention over those keys (plus its kNN search).
     - `"window"`: the window that holds the newest token is re-read,
       padded (padding follows every real token, so causal attention keeps
       the real tokens' logits exact), from the state at its start; when it
-      is complete its state is kept. Block-Recurrent and Melodi models
-      decode this way (their states change at window ends); so does any
-      model whose blocks cannot be read window by window
-      (`decoding_window_length()` None, e.g. dense-KV), with the segment as
-      its window.
+      is complete its state is kept. Melodi decodes this way (its summary
+      tokens read a whole window), and so does a Block-Recurrent stack with
+      feedback (run window by window). A model whose layers cannot be read
+      window by window (`decoding_window_length()` None: `RetrofitLM`,
+      rotary positions next to registers) re-reads the whole segment.
 
     In both, entries that a layer writes once per segment (a kNN memory, a
     compressed memory) are held at their segment-start values within a
