@@ -3,11 +3,12 @@
 For each memory kind, batch size and segment length, a `MemoryLM` of a
 preset (untrained: speed does not depend on the weights) continues a batch
 of random prompts greedily with `model.generate(..., segment_length=S,
-sampler="greedy")`. Untimed calls compile the decoder's steps first; then
-calls adding 1 and `new_tokens` tokens are timed (up to `repeats` times
-each, fewer once they have taken 30 s): `first_token_ms` is the first
-(reading the prompt included) and `per_token_ms` the cost of each further
-token, the difference of the medians over `new_tokens - 1`. Two references
+sampler="greedy")`. An untimed call compiles the decoder's steps first;
+then calls adding `new_tokens` tokens are timed through the `stream`
+callback (up to `repeats` times, fewer once they have taken 30 s):
+`first_token_ms` is the first token's arrival (reading the prompt
+included) and `per_token_ms` the span to the last token over
+`new_tokens - 1` (window and segment ends included). Two references
 are measured alongside:
 
 - `segment_forward_ms`: one forward pass over a full `(batch, S)` segment,
@@ -100,10 +101,12 @@ def time_generate(model, prompts, segment_length, new_tokens, repeats=3, budget_
     An untimed call adding 2 tokens compiles the steps (the whole-segment
     call is compiled by `time_segment_forward`, called first). Then, up to
     `repeats` times (fewer once the calls have taken `budget_s`: the
-    whole-segment kinds at long segments take minutes a call on a CPU), one
-    call adds 1 token and one adds `new_tokens`. Their medians `t1`, `tn`
-    give the first token's time (reading the prompt included) and the cost
-    of each further token, `(tn - t1) / (new_tokens - 1)`.
+    whole-segment kinds at long segments take minutes a call on a CPU), a
+    call adds `new_tokens` tokens while its `stream` callback stamps the
+    time each token arrives. The first stamp gives the first token's time
+    (reading the prompt included); the span from the first stamp to the
+    last, over `new_tokens - 1`, the cost of each further token, window and
+    segment ends included. Medians over the repeats.
 
     Returns:
         `(ids, per_token_s, first_token_s, warmup_s)`, `ids` the int32 new
@@ -112,6 +115,7 @@ def time_generate(model, prompts, segment_length, new_tokens, repeats=3, budget_
     import numpy as np
 
     def run(tokens):
+        stamps = []
         start = time.perf_counter()
         rows = model.generate(
             list(prompts),
@@ -119,18 +123,19 @@ def time_generate(model, prompts, segment_length, new_tokens, repeats=3, budget_
             stop_token_ids=None,
             sampler="greedy",
             segment_length=segment_length,
+            stream=lambda drawn: stamps.append(time.perf_counter()),
         )
-        return time.perf_counter() - start, np.stack([row[prompts.shape[1] :] for row in rows])
+        ids = np.stack([row[prompts.shape[1] :] for row in rows])
+        return time.perf_counter() - start, ids, stamps[0] - start, stamps
 
-    warmup_s, _ = run(2)
-    firsts, totals = [], []
-    while len(totals) < repeats and sum(firsts) + sum(totals) < budget_s:
-        firsts.append(run(1)[0])
-        seconds, ids = run(new_tokens)
-        totals.append(seconds)
-    first, total = statistics.median(firsts), statistics.median(totals)
-    # Timing noise could make a tiny difference negative: 1 ns is the floor.
-    return ids, max((total - first) / (new_tokens - 1), 1e-9), first, warmup_s
+    warmup_s = run(2)[0]
+    spent, firsts, per_tokens = 0.0, [], []
+    while len(per_tokens) < repeats and spent < budget_s:
+        seconds, ids, first, stamps = run(new_tokens)
+        spent += seconds
+        firsts.append(first)
+        per_tokens.append((stamps[-1] - stamps[0]) / (len(stamps) - 1))
+    return ids, statistics.median(per_tokens), statistics.median(firsts), warmup_s
 
 
 def time_segment_forward(model, batch_size, segment_length, repeats=3, budget_s=30.0):
