@@ -383,7 +383,8 @@ CONSTRUCTORS = {
             "memory_size": SIZE,
             "num_neighbors": SIZE,
             "chunk_size": SIZE,
-            "retrieval": ("exact", "bucketed", "approx", "scann"),
+            "retrieval": ("exact", "bucketed", "approx", "scann", None),
+            "memory_placement": ("device", "host"),
         },
     ),
     "DenseKVAttention": (

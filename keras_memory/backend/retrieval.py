@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_memory.backend.host_context import refuse_multi_device_jax, replica_row_offset
 from keras_memory.backend.scann_index import ScannMemoryIndex
 
 
@@ -105,8 +106,8 @@ def scann_search(queries, memory_keys, memory_valid, k, index=None):
     if index is None:
         index = ScannMemoryIndex()
 
-    def host(q, m, v):
-        return index.search(np.asarray(q), np.asarray(m), np.asarray(v), k)
+    def host(q, m, v, row_offset=0):
+        return index.search(np.asarray(q), np.asarray(m), np.asarray(v), k, row_offset)
 
     batch, num_queries, heads, _ = queries.shape
     out_shape = (batch, heads, num_queries, k)
@@ -114,7 +115,7 @@ def scann_search(queries, memory_keys, memory_valid, k, index=None):
     if backend == "jax":
         import jax
 
-        _refuse_multi_device_jax()
+        refuse_multi_device_jax("retrieval='scann'")
         return jax.pure_callback(
             host,
             jax.ShapeDtypeStruct(out_shape, np.int32),
@@ -125,9 +126,10 @@ def scann_search(queries, memory_keys, memory_valid, k, index=None):
     if backend == "tensorflow":
         import tensorflow as tf
 
+        offset = replica_row_offset(ops.shape(queries)[0])
         ids = tf.numpy_function(
             host,
-            [queries, memory_keys, memory_valid],
+            [queries, memory_keys, memory_valid, offset],
             tf.int32,
             stateful=False,
         )
@@ -137,20 +139,3 @@ def scann_search(queries, memory_keys, memory_valid, k, index=None):
         ops.convert_to_numpy(ops.convert_to_tensor(t)) for t in (queries, memory_keys, memory_valid)
     ]
     return ops.convert_to_tensor(host(*arrays), dtype="int32")
-
-
-def _refuse_multi_device_jax():
-    # Inside a step sharded over several devices XLA places the host call on
-    # device 0 while the others wait in a collective; on simulated CPU
-    # devices the call was never entered and XLA aborted the process after
-    # 40 s. A clear error at trace time is better than that.
-    distribution = keras.distribution.distribution()
-    if distribution is None:
-        return
-    devices = int(np.prod(distribution.device_mesh.shape))
-    if devices > 1:
-        raise ValueError(
-            "`retrieval='scann'` runs on the host and cannot be called inside a step "
-            f"sharded over {devices} devices (the active keras.distribution); use "
-            "retrieval='exact' or 'approx' under a distribution (docs/scale-out.md)."
-        )

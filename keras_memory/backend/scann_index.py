@@ -20,6 +20,9 @@ and a build's cost is spread over as many segments as it indexes entries
 """
 
 import math
+import os
+import sys
+import tempfile
 import threading
 import weakref
 
@@ -27,6 +30,9 @@ import numpy as np
 
 # Below this many valid entries a ScaNN tree is no faster than scoring everything.
 SCANN_BRUTE_FORCE_BELOW = 2048
+
+# ScaNN's list of a serialised searcher's files, and what stands for their folder in a save.
+_ASSETS, _FOLDER = "scann_assets.pbtxt", b"{scann_folder}/"
 
 _INDEXES = {}
 _LOCK = threading.Lock()
@@ -38,8 +44,9 @@ def _scann():
     except ImportError as error:
         raise ImportError(
             "retrieval='scann' needs the `scann` package: pip install scann==1.4.2 "
-            "(wheels for Linux x86_64 with Python 3.9-3.12 and TensorFlow 2.20 only; "
-            "elsewhere use retrieval='exact' or 'approx')."
+            "(wheels for Linux x86_64 with Python 3.9-3.13, next to TensorFlow 2.20; "
+            f"this is Python {sys.version_info.major}.{sys.version_info.minor}); elsewhere use "
+            "retrieval='exact' or 'approx' and memory_placement='device'."
         ) from error
     return scann_ops_pybind
 
@@ -75,7 +82,7 @@ def build_searcher(database, k):
     )
 
 
-class _RowIndex:
+class RowIndex:
     """The per-head searchers of one batch row, with slot <-> ScaNN id maps."""
 
     def __init__(self, keys, slots, k):
@@ -103,6 +110,51 @@ class _RowIndex:
             searcher.searcher.upsert(positions, database, 1)
         self.upserted += len(slots)
 
+    def to_arrays(self):
+        """`{name: numpy array}` from which `from_arrays` rebuilds this index exactly.
+
+        The searchers are ScaNN's own serialisation (their files as uint8
+        arrays), so a restored index holds the same partitions and codes and
+        answers every query as this one does: a rebuilt tree would not.
+        """
+        arrays = {
+            "slot_of": self.slot_of,
+            "id_of": self.id_of,
+            "counts": np.asarray([self.built_size, self.upserted], np.int64),
+        }
+        for h, searcher in enumerate(self.searchers):
+            with tempfile.TemporaryDirectory() as folder:
+                searcher.serialize(folder)
+                for name in sorted(os.listdir(folder)):
+                    with open(os.path.join(folder, name), "rb") as f:
+                        data = f.read()
+                    if name == _ASSETS:  # it names its files by absolute paths
+                        data = data.replace(folder.encode() + b"/", _FOLDER)
+                    arrays[f"head{h}:{name}"] = np.frombuffer(data, np.uint8)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays, num_heads):
+        """The index `to_arrays` described."""
+        searchers = []
+        for h in range(num_heads):
+            prefix = f"head{h}:"
+            with tempfile.TemporaryDirectory() as folder:
+                for name, data in arrays.items():
+                    if name.startswith(prefix):
+                        data = np.asarray(data, np.uint8).tobytes()
+                        if name == prefix + _ASSETS:
+                            data = data.replace(_FOLDER, folder.encode() + b"/")
+                        with open(os.path.join(folder, name[len(prefix) :]), "wb") as f:
+                            f.write(data)
+                searchers.append(_scann().load_searcher(folder))
+        index = cls.__new__(cls)
+        index.searchers = searchers
+        index.slot_of = np.asarray(arrays["slot_of"], np.int64)
+        index.id_of = np.asarray(arrays["id_of"], np.int64)
+        index.built_size, index.upserted = (int(n) for n in arrays["counts"])
+        return index
+
     def search(self, queries, k):
         # queries: (num_queries, heads, dim) -> slots (heads, num_queries, k).
         found = np.empty((len(self.searchers), len(queries), k), dtype=np.int64)
@@ -120,54 +172,60 @@ class ScannMemoryIndex:
     `search` takes the whole memory each call, updates the indexes to match
     it (see the module docstring for the rebuild policy) and returns, per
     (row, head, query), the `k` slots whose keys score highest, -1 where a
-    row holds fewer than `k` entries. `stats` counts builds and upserted
-    entries.
+    row holds fewer than `k` entries. `row_offset` is the global index of
+    the first row (a replica's rows under `tf.distribute`), so replicas
+    keep one index per global row instead of overwriting each other's.
+    `stats` counts builds and upserted entries.
     """
 
     def __init__(self):
         self._rows = {}
-        self._keys = None
-        self._valid = None
+        self._mirrors = {}  # row offset -> (keys, valid) the indexes hold
         self._lock = threading.Lock()
         self.stats = {"builds": 0, "upserted": 0}
 
-    def search(self, queries, memory_keys, memory_valid, k):
+    def search(self, queries, memory_keys, memory_valid, k, row_offset=0):
         with self._lock:
-            return self._search(queries, memory_keys, memory_valid, k)
+            return self._search(queries, memory_keys, memory_valid, k, int(row_offset))
 
-    def _search(self, queries, memory_keys, memory_valid, k):
+    def _search(self, queries, memory_keys, memory_valid, k, row_offset):
         batch, num_queries, heads, _ = queries.shape
         memory_valid = np.asarray(memory_valid, dtype=bool)
-        if self._keys is None or self._keys.shape != memory_keys.shape:
-            self._rows = {}
-            self._keys = np.zeros(memory_keys.shape, dtype=np.float32)
-            self._valid = np.zeros(memory_valid.shape, dtype=bool)
+        mirror = self._mirrors.get(row_offset)
+        if mirror is None or mirror[0].shape != memory_keys.shape:
+            for b in range(batch):
+                self._rows.pop(row_offset + b, None)
+            mirror = self._mirrors[row_offset] = (
+                np.zeros(memory_keys.shape, dtype=np.float32),
+                np.zeros(memory_valid.shape, dtype=bool),
+            )
+        mirror_keys, mirror_valid = mirror
         result = np.full((batch, heads, num_queries, k), -1, dtype=np.int32)
         for b in range(batch):
-            valid, indexed = memory_valid[b], self._valid[b]
-            row = self._rows.get(b)
+            valid, indexed = memory_valid[b], mirror_valid[b]
+            row = self._rows.get(row_offset + b)
             if row is not None and np.any(indexed & ~valid):
                 row = None  # a reset: entries left the memory
             if row is None:
                 changed = valid
             else:
-                differs = np.any(memory_keys[b] != self._keys[b], axis=(1, 2))
+                differs = np.any(memory_keys[b] != mirror_keys[b], axis=(1, 2))
                 changed = valid & (differs | ~indexed)
             slots = np.flatnonzero(changed)
-            self._keys[b, slots] = memory_keys[b, slots]
-            self._valid[b] = valid
+            mirror_keys[b, slots] = memory_keys[b, slots]
+            mirror_valid[b] = valid
             if row is not None and len(slots):
                 if row.upserted + len(slots) >= row.built_size:
                     row = None  # the index has turned over: retrain its tree
                 else:
-                    row.upsert(self._keys[b], slots)
+                    row.upsert(mirror_keys[b], slots)
                     self.stats["upserted"] += len(slots)
             if row is None:
-                self._rows.pop(b, None)
+                self._rows.pop(row_offset + b, None)
                 if not valid.any():
                     continue
-                row = _RowIndex(self._keys[b], np.flatnonzero(valid), k)
-                self._rows[b] = row
+                row = RowIndex(mirror_keys[b], np.flatnonzero(valid), k)
+                self._rows[row_offset + b] = row
                 self.stats["builds"] += 1
             n = min(k, len(row.slot_of))
             result[b, :, :, :n] = row.search(queries[b], n)

@@ -37,7 +37,8 @@ OVERRIDES = {
     },
     "retrieval": {
         "help": "kNN retrieval: exact top-k on device, meliad's bucketed argmax, the "
-        "backend's approx_max_k, or a ScaNN index on the host",
+        "backend's approx_max_k, or a ScaNN index on the host (default: exact with the "
+        "memory on the device, scann with it on the host)",
     },
     # The layers read 0 as "no such memory".
     "short_term_memory_size": {"minimum": 0},

@@ -7,3 +7,6 @@ before Keras (and so its backend) is imported, so they live here.
 
 # `exact_top_k`, `bucketed_top_k`, `approx_top_k` and `scann_top_k` of `keras_memory.ops.knn`.
 RETRIEVAL_METHODS = ("exact", "bucketed", "approx", "scann")
+
+# Where a kNN memory's entries live: a ring in the device state, or host RAM.
+MEMORY_PLACEMENTS = ("device", "host")

@@ -29,9 +29,8 @@ def write_segment(memory_keys, memory_values, memory_valid, pointer, keys, value
     Returns:
         `(keys, values, valid int32, next_pointer)`.
     """
-    pointer = ops.cast(pointer, "int32")
     length = ops.shape(keys)[1]
-    pointer = ops.where(pointer + length > memory_keys.shape[1], ops.zeros_like(pointer), pointer)
+    pointer = block_start(pointer, length, memory_keys.shape[1])
     return (
         ops.slice_update(memory_keys, (0, pointer, 0, 0), ops.cast(keys, memory_keys.dtype)),
         ops.slice_update(memory_values, (0, pointer, 0, 0), ops.cast(values, memory_values.dtype)),
@@ -42,6 +41,12 @@ def write_segment(memory_keys, memory_values, memory_valid, pointer, keys, value
         ),
         (pointer + length) % memory_keys.shape[1],
     )
+
+
+def block_start(pointer, length, memory_size):
+    """Where `length` entries are written: at `pointer`, or at 0 if they would run past the end."""
+    pointer = ops.cast(pointer, "int32")
+    return ops.where(pointer + length > memory_size, ops.zeros_like(pointer), pointer)
 
 
 def memory_state_shapes(batch_size, memory_size, num_heads, head_dim):

@@ -4,7 +4,7 @@ import dataclasses
 
 from keras_memory.memories.memory_kind import MemoryKind
 from keras_memory.memories.stack import transformer_blocks
-from keras_memory.ops.retrieval_methods import RETRIEVAL_METHODS
+from keras_memory.ops.retrieval_methods import MEMORY_PLACEMENTS, RETRIEVAL_METHODS
 
 # The layers (and so Keras) are imported by the functions that build them,
 # not here: the command line reads this kind's options to make its flags
@@ -35,9 +35,21 @@ class MemorizingOptions:
     num_neighbors: int = dataclasses.field(
         default=32, metadata={"size": True, "help": "memory entries retrieved per query"}
     )
-    retrieval: str = dataclasses.field(
-        default="exact",
-        metadata={"help": "how the neighbours are found", "choices": RETRIEVAL_METHODS},
+    retrieval: str | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "how the neighbours are found (default: exact on the device, scann on the "
+            "host)",
+            "choices": RETRIEVAL_METHODS,
+        },
+    )
+    memory_placement: str = dataclasses.field(
+        default="device",
+        metadata={
+            "help": "where the memory's entries live: a ring in device memory, or host RAM "
+            "searched by ScaNN (memories larger than the device)",
+            "choices": MEMORY_PLACEMENTS,
+        },
     )
     memory_layer: int | None = dataclasses.field(
         default=None,
@@ -89,6 +101,7 @@ def _knn_blocks(sizes, options, attention_options):
                 memory_size=options.memory_size,
                 num_neighbors=options.num_neighbors,
                 retrieval=options.retrieval,
+                memory_placement=options.memory_placement,
                 **common,
                 **_without_position_bias(attention_options),
             )

@@ -6,9 +6,11 @@ from keras import ops
 from keras_memory.backend.scann_index import check_scann, memory_index
 from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_options
 from keras_memory.layers.windowed_attention import WindowedAttention
+from keras_memory.memories.memorizing.host_placement import HostPlacement
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
 from keras_memory.ops.checks import check_int
-from keras_memory.ops.knn import RETRIEVAL_METHODS, gather_memory, retrieve_top_k
+from keras_memory.ops.knn import gather_memory, retrieve_top_k
+from keras_memory.ops.retrieval_methods import MEMORY_PLACEMENTS, RETRIEVAL_METHODS
 from keras_memory.ops.ring_buffer import (
     check_segment_fits,
     forget_rows,
@@ -18,7 +20,7 @@ from keras_memory.ops.ring_buffer import (
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class KNNAttention(AttentionHeads):
+class KNNAttention(HostPlacement, AttentionHeads):
     """Memorizing Transformer attention: sliding window + XL cache + kNN memory.
 
     Each head attends twice: locally (causal sliding window over the segment
@@ -39,6 +41,17 @@ class KNNAttention(AttentionHeads):
     Retrieval is exact top-k on device by default, chunked over the memory;
     see `retrieval` for the approximate methods.
 
+    With `memory_placement="host"` the memory lives in host RAM instead
+    (`keras_memory.backend.host_memory.HostMemory`), searched by a ScaNN
+    index per (row, head): the device keeps no ring, and each call sends the
+    segment's queries, keys and values to the host and gets the `k` best
+    entries' keys and values back, so the memory can outgrow the device.
+    Reset, write-after-read and the ring's slots are the device ring's. The
+    host memory is saved with the layer's variables (`.keras` files and
+    checkpoints, ScaNN indexes included, so a restored run continues
+    exactly) and follows one sequence of calls: the state carries a step
+    count the host memory checks. It cannot be used for generation yet.
+
     The local attention is `WindowedAttention`'s, with its options (cache,
     compressed memory, rotary positions, registers; the LSWT presets use the
     last two). The state adds `memory_keys`, `memory_values` `(batch,
@@ -58,7 +71,11 @@ class KNNAttention(AttentionHeads):
             per (row, head) on the host, faster than exact search on CPU at
             large memories; not on TPU cores). The layer's host indexes follow
             its memory by dynamic updates (`keras_memory.backend.scann_index`).
-            Defaults to `"exact"`.
+            Defaults to `"exact"` on the device and `"scann"` (the only
+            method) on the host.
+        memory_placement: str. `"device"` (a ring buffer in the state) or
+            `"host"` (host RAM, searched by ScaNN; see above). Defaults to
+            `"device"`.
         use_cache: bool. Carry the XL cache. Defaults to True.
         include_self: bool. See `XLAttention`.
         normalize_keys: bool. See `XLAttention`; the memory holds normalised
@@ -104,7 +121,7 @@ class KNNAttention(AttentionHeads):
         window_length,
         memory_size=8192,
         num_neighbors=32,
-        retrieval="exact",
+        retrieval=None,
         use_cache=True,
         include_self=False,
         normalize_keys=True,
@@ -118,6 +135,7 @@ class KNNAttention(AttentionHeads):
         rotary_scaling=1.0,
         rotary_trained_window=None,
         num_registers=0,
+        memory_placement="device",
         **kwargs,
     ):
         super().__init__(
@@ -150,6 +168,18 @@ class KNNAttention(AttentionHeads):
         memory_size = check_int("memory_size", memory_size)
         num_neighbors = check_int("num_neighbors", num_neighbors)
         chunk_size = check_int("chunk_size", chunk_size)
+        if memory_placement not in MEMORY_PLACEMENTS:
+            raise ValueError(
+                f"`memory_placement` must be one of {MEMORY_PLACEMENTS}; got {memory_placement!r}."
+            )
+        on_host = memory_placement == "host"
+        if retrieval is None:
+            retrieval = "scann" if on_host else "exact"
+        if on_host and retrieval != "scann":
+            raise ValueError(
+                "memory_placement='host' searches the memory with ScaNN on the host: `retrieval` "
+                f"must be 'scann' (or None); got {retrieval!r}."
+            )
         if retrieval not in RETRIEVAL_METHODS:
             raise ValueError(f"`retrieval` must be one of {RETRIEVAL_METHODS}; got {retrieval!r}.")
         if retrieval == "bucketed" and memory_size % num_neighbors:
@@ -167,6 +197,12 @@ class KNNAttention(AttentionHeads):
         self.num_neighbors = num_neighbors
         self.retrieval = retrieval
         self.chunk_size = chunk_size
+        self.memory_placement = memory_placement
+        self.init_host_memory(on_host)
+        if retrieval == "scann" and keras.backend.backend() == "tensorflow":
+            # The host call is a tf.numpy_function, which XLA cannot compile:
+            # `compile(jit_compile=True)` then proceeds without XLA, and says so.
+            self.supports_jit = False
 
     def build(self, input_shape):
         self._check_build_shape(input_shape)
@@ -182,15 +218,19 @@ class KNNAttention(AttentionHeads):
         self.built = True
 
     def state_shapes(self, batch_size):
-        return {
-            **self.window.state_shapes(batch_size),
-            **memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim),
-        }
+        if self.host_memory is not None:
+            # The entries live on the host; the device keeps where to write
+            # next and the step the host memory checks it follows.
+            memory = {"memory_pointer": ((), "int32"), "memory_step": ((), "int32")}
+        else:
+            sizes = (self.memory_size, self.num_heads, self.head_dim)
+            memory = memory_state_shapes(batch_size, *sizes)
+        return {**self.window.state_shapes(batch_size), **memory}
 
     def segment_state_names(self):
         # The memory is written after the segment that searched it.
-        memory = memory_state_shapes(None, self.memory_size, self.num_heads, self.head_dim)
-        return (*self.window.segment_state_names(), *memory)
+        memory = set(self.state_shapes(None)) - set(self.window.state_shapes(None))
+        return (*self.window.segment_state_names(), *sorted(memory))
 
     def check_segment_length(self, length):
         self.window.check_segment_length(self.name, length)
@@ -202,14 +242,14 @@ class KNNAttention(AttentionHeads):
         local, new_state = self.window(
             queries, keys, values, state, reset, logit_scale=self.logit_scale(self.attention_scale)
         )
+        if self.host_memory is not None:
+            return self.call_host_memory(queries, keys, values, local, state, new_state, reset)
 
         memory_keys, memory_values, memory_valid = forget_rows(
             state["memory_keys"], state["memory_values"], state["memory_valid"], reset
         )
         remembered = self._memory_attention(queries, memory_keys, memory_values, memory_valid)
-        gate = ops.reshape(ops.sigmoid(self.memory_gate), (1, 1, self.num_heads, 1))
-        gate = ops.cast(gate, local.dtype)
-        outputs = (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
+        outputs = self._gated(local, remembered)
 
         written = write_segment(
             memory_keys, memory_values, memory_valid, state["memory_pointer"], keys, values
@@ -219,7 +259,18 @@ class KNNAttention(AttentionHeads):
         )
         return self.project_output(outputs), new_state
 
+    def _gated(self, local, remembered):
+        gate = ops.cast(ops.reshape(ops.sigmoid(self.memory_gate), (1, 1, -1, 1)), local.dtype)
+        return (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
+
     def step_buffers(self, state, batch_size, segment_length):
+        if self.host_memory is not None:
+            # A decoder re-reads windows and segments: each read would write
+            # the host memory again, where a device state is simply replaced.
+            raise ValueError(
+                f"Layer '{self.name}': generation is not supported with "
+                "memory_placement='host' yet; rebuild the model with the memory on the device."
+            )
         # ScaNN's host index is searched by segment; its layer decodes by window re-reads.
         return None if self.retrieval == "scann" else self.window.step_buffers(state, batch_size)
 
@@ -239,9 +290,7 @@ class KNNAttention(AttentionHeads):
         remembered = self._memory_attention(
             queries, state["memory_keys"], state["memory_values"], state["memory_valid"]
         )
-        gate = ops.cast(ops.reshape(ops.sigmoid(self.memory_gate), (1, 1, -1, 1)), local.dtype)
-        outputs = (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
-        return self.project_output(outputs), buffers
+        return self.project_output(self._gated(local, remembered)), buffers
 
     def _memory_attention(self, queries, memory_keys, memory_values, memory_valid):
         """Softmax over the `k` best memory entries of each query: `(batch, S, heads, dim)`."""
@@ -259,18 +308,21 @@ class KNNAttention(AttentionHeads):
             scann_index=memory_index(self) if self.retrieval == "scann" else None,
         )
         found = ops.stop_gradient(scores) > MASKED_LOGIT / 2
+        keys = gather_memory(memory_keys, indices)  # (batch, heads, S, k, dim)
+        values = gather_memory(memory_values, indices)
+        return self._attend_retrieved(queries, keys, values, found)
+
+    def _attend_retrieved(self, queries, keys, values, found):
+        """One softmax over each query's retrieved entries `(batch, heads, S, k, dim)`."""
         # In the memory's precision, as the search scored them: casting the
         # retrieved keys down would be a pass over the largest tensor here.
-        keys = gather_memory(memory_keys, indices)  # (batch, heads, S, k, dim)
         scores = ops.einsum("bqhd,bhqkd->bhqk", ops.cast(queries, keys.dtype), keys)
         scores = ops.where(found, ops.cast(scores, "float32"), MASKED_LOGIT)
         if self.normalize_keys:
             scale = ops.cast(ops.abs(self.attention_scale), scores.dtype)  # autocast: bfloat16
             scores = scores * ops.reshape(scale, (1, -1, 1, 1))
         weights = safe_softmax(scores, found)  # (batch, heads, S, k)
-        retrieved = gather_memory(memory_values, indices)  # (batch, heads, S, k, dim)
-        outputs = ops.einsum("bhqk,bhqkd->bqhd", weights, retrieved)
-        return outputs
+        return ops.einsum("bhqk,bhqkd->bqhd", weights, values)
 
     def get_config(self):
         config = super().get_config()
@@ -281,6 +333,7 @@ class KNNAttention(AttentionHeads):
                 "num_neighbors": self.num_neighbors,
                 "retrieval": self.retrieval,
                 "chunk_size": self.chunk_size,
+                "memory_placement": self.memory_placement,
             }
         )
         return config

@@ -1,0 +1,74 @@
+"""The host call of a host-resident kNN memory, inside each backend's compiled step."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_memory.backend.host_context import refuse_multi_device_jax, replica_row_offset
+
+
+def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
+    """Runs `memory.lookup_and_write` (a `HostMemory`) from inside the step.
+
+    JAX: `io_callback(ordered=True)`: the call writes, so it must run once
+    per step, in program order, and never be dropped as unused or repeated.
+    TensorFlow: a stateful `tf.numpy_function` (XLA cannot compile it: a
+    layer using it sets `supports_jit = False`, so a model compiled with
+    `jit_compile=True` falls back to a graph without XLA, with Keras's
+    warning). torch: numpy, eagerly (shape-only calls on the "meta" device
+    return zeros and leave the memory alone).
+
+    Args:
+        memory: the layer's `HostMemory`.
+        queries, keys, values: float `(batch, S, heads, dim)`; not differentiated.
+        reset: bool `(batch,)`.
+        step, pointer: int32 scalars of the device state.
+
+    Returns:
+        `(keys, values, found)`: float32 `(batch, heads, S, k, dim)` twice and
+        bool `(batch, heads, S, k)`.
+    """
+    batch, length, heads, dim = queries.shape
+    k = memory.num_neighbors
+    entries_shape = (batch, heads, length, k, dim)
+    found_shape = (batch, heads, length, k)
+    arguments = [ops.stop_gradient(ops.cast(t, "float32")) for t in (queries, keys, values)]
+    arguments += [ops.cast(reset, "bool"), ops.cast(step, "int32"), ops.cast(pointer, "int32")]
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        from jax.experimental import io_callback
+
+        refuse_multi_device_jax("memory_placement='host'")
+        return io_callback(
+            memory.lookup_and_write,
+            (
+                jax.ShapeDtypeStruct(entries_shape, np.float32),
+                jax.ShapeDtypeStruct(entries_shape, np.float32),
+                jax.ShapeDtypeStruct(found_shape, np.bool_),
+            ),
+            *arguments,
+            ordered=True,
+        )
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        offset = replica_row_offset(ops.shape(arguments[0])[0])
+        found_keys, found_values, found = tf.numpy_function(
+            memory.lookup_and_write,
+            [*arguments, offset],
+            [tf.float32, tf.float32, tf.bool],
+            stateful=True,
+        )
+        found_keys.set_shape(entries_shape)
+        found_values.set_shape(entries_shape)
+        found.set_shape(found_shape)
+        return found_keys, found_values, found
+    if any(getattr(t, "device", None) is not None and t.device.type == "meta" for t in arguments):
+        return (
+            ops.zeros(entries_shape, "float32"),
+            ops.zeros(entries_shape, "float32"),
+            ops.zeros(found_shape, "bool"),
+        )
+    arrays = [ops.convert_to_numpy(t) for t in arguments]
+    return tuple(ops.convert_to_tensor(a) for a in memory.lookup_and_write(*arrays))
