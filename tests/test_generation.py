@@ -27,6 +27,11 @@ CONFIGS = {
     ),
     # 16 entries: the ring wraps twice while the rows generate.
     "memorizing": ("memorizing", {"memory_size": 16, "num_neighbors": 4}),
+    # The same memory in host RAM: a step searches it, a complete segment writes it.
+    "memorizing_host": (
+        "memorizing",
+        {"memory_size": 16, "num_neighbors": 4, "memory_placement": "host"},
+    ),
     "memorizing_dense": ("memorizing_dense", {"memory_size": 16}),
     "block_recurrent_feedback": ("block_recurrent", {"num_states": 3, "feedback": True}),
     "block_recurrent_lstm": ("block_recurrent", {"num_states": 3, "gate": "lstm"}),
@@ -128,6 +133,8 @@ def test_kinds_without_a_token_step_re_read_a_window_or_the_segment():
         "local": "token",
         "xl": "token",
         "memorizing": "token",
+        # A step searches the host memory without writing it.
+        "memorizing_host": "token",
         # Rotary queries read position-free registers by their place in the segment.
         "xl_compressed_rotary_registers": "window",
         # Dense-KV steps over the whole segment so far (its buffers are the segment's).

@@ -28,12 +28,26 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
         `(keys, values, found)`: float32 `(batch, heads, S, k, dim)` twice and
         bool `(batch, heads, S, k)`.
     """
-    batch, length, heads, dim = queries.shape
-    k = memory.num_neighbors
-    entries_shape = (batch, heads, length, k, dim)
-    found_shape = (batch, heads, length, k)
     arguments = [ops.stop_gradient(ops.cast(t, "float32")) for t in (queries, keys, values)]
     arguments += [ops.cast(reset, "bool"), ops.cast(step, "int32"), ops.cast(pointer, "int32")]
+    return _host_call(memory.lookup_and_write, memory.num_neighbors, queries.shape, arguments)
+
+
+def host_memory_search(memory, queries, step):
+    """`memory.search`: the retrieval of `host_memory_lookup` without its write.
+
+    A decoding step reads the memory of its segment's start; the segment is
+    written once complete, by a full call. Returns as `host_memory_lookup`.
+    """
+    arguments = [ops.stop_gradient(ops.cast(queries, "float32")), ops.cast(step, "int32")]
+    return _host_call(memory.search, memory.num_neighbors, queries.shape, arguments)
+
+
+def _host_call(function, k, queries_shape, arguments):
+    """Calls `function(*arguments[, row_offset])` on the host from the backend's step."""
+    batch, length, heads, dim = queries_shape
+    entries_shape = (batch, heads, length, k, dim)
+    found_shape = (batch, heads, length, k)
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -41,7 +55,7 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
 
         refuse_multi_device_jax("memory_placement='host'")
         return io_callback(
-            memory.lookup_and_write,
+            function,
             (
                 jax.ShapeDtypeStruct(entries_shape, np.float32),
                 jax.ShapeDtypeStruct(entries_shape, np.float32),
@@ -55,7 +69,7 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
 
         offset = replica_row_offset(ops.shape(arguments[0])[0])
         found_keys, found_values, found = tf.numpy_function(
-            memory.lookup_and_write,
+            function,
             [*arguments, offset],
             [tf.float32, tf.float32, tf.bool],
             stateful=True,
@@ -71,4 +85,4 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
             ops.zeros(found_shape, "bool"),
         )
     arrays = [ops.convert_to_numpy(t) for t in arguments]
-    return tuple(ops.convert_to_tensor(a) for a in memory.lookup_and_write(*arrays))
+    return tuple(ops.convert_to_tensor(a) for a in function(*arrays))

@@ -158,40 +158,67 @@ class HostMemory:
                 int(row_offset),
             )
 
-    def _lookup_and_write(self, queries, keys, values, reset, step, pointer, row_offset):
+    def search(self, queries, step, row_offset=0):
+        """`lookup_and_write`'s search alone: nothing is written (a decoding step).
+
+        A state at step 0 reads an empty memory; any other step must be the
+        one the rows follow.
+        """
+        with self._lock:
+            queries = np.asarray(queries, np.float32)
+            step, row_offset = int(step), int(row_offset)
+            rows = [None] * len(queries)
+            if step != 0:
+                rows = [self._checked_row(row_offset + b, step) for b in range(len(queries))]
+            return self._found(rows, queries)
+
+    def _found(self, rows, queries):
+        """The entries of `rows` (None: empty) that `queries` retrieve; see `lookup_and_write`."""
         batch, length, heads, dim = queries.shape
         k = self.num_neighbors
         found_keys = np.zeros((batch, heads, length, k, dim), np.float32)
         found_values = np.zeros_like(found_keys)
         found = np.zeros((batch, heads, length, k), bool)
-        rows = [self._row(row_offset + b, step) for b in range(batch)]  # all checked first
-        # The device ring's block rule (keras_memory.ops.ring_buffer.write_segment).
-        start = 0 if pointer + length > self.capacity else pointer
-        written = np.arange(start, start + length)
         head_axis = np.arange(heads)[:, None, None]
         for b, row in enumerate(rows):
-            if reset[b]:
-                row.clear()
-            if row.valid.any():
+            if row is not None and row.valid.any():
                 slots = self._search(row, queries[b])  # (heads, S, n)
                 n = slots.shape[-1]
                 found_keys[b, :, :, :n] = row.keys[slots, head_axis]
                 found_values[b, :, :, :n] = row.values[slots, head_axis]
                 found[b, :, :, :n] = True
+        return found_keys, found_values, found
+
+    def _lookup_and_write(self, queries, keys, values, reset, step, pointer, row_offset):
+        length = queries.shape[1]
+        rows = [self._row(row_offset + b, step) for b in range(len(queries))]  # all checked first
+        for b, row in enumerate(rows):
+            if reset[b]:
+                row.clear()
+        result = self._found(rows, queries)
+        # The device ring's block rule (keras_memory.ops.ring_buffer.write_segment).
+        start = 0 if pointer + length > self.capacity else pointer
+        written = np.arange(start, start + length)
+        for b, row in enumerate(rows):
             row.keys[written] = keys[b]
             row.values[written] = values[b]
             row.valid[written] = True
             row.pending = np.union1d(row.pending, written)
             row.step = step + 1
-        return found_keys, found_values, found
+        return result
 
     def _row(self, row_id, step):
+        if step != 0:
+            return self._checked_row(row_id, step)
         row = self.rows.get(row_id)
-        if row is None and step == 0:
+        if row is None:
             row = self.rows[row_id] = _Row(self.capacity, self.num_heads, self.head_dim)
-        if step == 0:
-            row.clear()  # an initial state: the memory starts empty
-        elif row is None or row.step != step:
+        row.clear()  # an initial state: the memory starts empty
+        return row
+
+    def _checked_row(self, row_id, step):
+        row = self.rows.get(row_id)
+        if row is None or row.step != step:
             raise ValueError(
                 f"Layer '{self.name}': its host memory (row {row_id}) follows step "
                 f"{0 if row is None else row.step}, but the state passed is at step {step}. A "

@@ -4,6 +4,7 @@ import numpy as np
 from keras import ops
 
 from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_method
+from keras_memory.layers.memory_layer import memory_layers
 from keras_memory.ops.checks import check_int
 
 
@@ -75,7 +76,7 @@ class IncrementalDecoder:
         self.model = model
         self.segment_length = check_int("segment_length", segment_length)
         self.batch_size = check_int("batch_size", batch_size)
-        self.call = call or compiled_model_call(model)
+        self.call = call or compiled_model_call(model, supports_xla(model))
         self.pad_id = model.pad_token_id
         self.segment_start = 0
         self.segment_state = model.initial_state(batch_size)
@@ -87,8 +88,8 @@ class IncrementalDecoder:
         if self.step_window is not None and self.segment_length % self.step_window == 0:
             self.mode = "token"
             self.step, self.next_window = steps or (
-                compiled_model_method(model, "decode_step", buffers_argument=2),
-                compiled_model_method(model, "next_window_buffers", buffers_argument=0),
+                compiled_model_method(model, "decode_step", supports_xla(model), 2),
+                compiled_model_method(model, "next_window_buffers", supports_xla(model), 0),
             )
             self.buffers = None
             self.next_position = 0
@@ -242,3 +243,13 @@ def _step_window(buffers):
     # Blocks without a window of their own (dense-KV) have no "keys" buffer.
     halves = {block["keys"].shape[1] // 2 for block in buffers if "keys" in block}
     return halves.pop() if len(halves) == 1 else None
+
+
+def supports_xla(model_or_layer):
+    """Whether XLA can compile every memory layer of a model (`supports_jit`, as Keras reads it).
+
+    A layer that calls the host from its step (a ScaNN search through
+    `tf.numpy_function`) sets `supports_jit = False`; compiled calls made for
+    such a model (generation's steps) run without XLA on TensorFlow.
+    """
+    return all(layer.supports_jit for layer in memory_layers(model_or_layer))

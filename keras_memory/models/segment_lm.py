@@ -7,6 +7,7 @@ from keras import ops
 from keras_memory.backend.compiled_call import compiled_model_call, compiled_model_method
 from keras_memory.layers.call_arguments import convert_call_arguments
 from keras_memory.models.generation_loop import generate as generate_tokens
+from keras_memory.models.incremental_decoder import supports_xla
 from keras_memory.models.rebuild import model_weights, rebuild_model
 from keras_memory.models.samplers import get_sampler
 from keras_memory.ops.checks import (
@@ -242,9 +243,11 @@ class SegmentLM(keras.Model):
             # A plain holder: Keras would track a model kept in a tuple as a sublayer.
             cached = self._generation_model = DecodingModel(
                 functional,
-                compiled_model_call(functional),
-                compiled_model_method(functional, "decode_step", buffers_argument=2),
-                compiled_model_method(functional, "next_window_buffers", buffers_argument=0),
+                compiled_model_call(functional, supports_xla(functional)),
+                compiled_model_method(functional, "decode_step", supports_xla(functional), 2),
+                compiled_model_method(
+                    functional, "next_window_buffers", supports_xla(functional), 0
+                ),
             )
         elif cached.model is not self:
             for target, source in zip(model_weights(cached.model), model_weights(self)):

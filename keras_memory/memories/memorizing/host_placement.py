@@ -2,7 +2,7 @@
 
 from keras import ops
 
-from keras_memory.backend.host_call import host_memory_lookup
+from keras_memory.backend.host_call import host_memory_lookup, host_memory_search
 from keras_memory.backend.host_memory import HostMemory, check_host_memory_fits
 from keras_memory.ops.ring_buffer import block_start
 
@@ -66,6 +66,15 @@ class HostPlacement:
         new_state["memory_pointer"] = (start + length) % self.memory_size
         new_state["memory_step"] = ops.cast(state["memory_step"], "int32") + 1
         return self.project_output(self._gated(local, remembered)), new_state
+
+    def search_host_memory(self, queries, state):
+        """The memory's part of a decoding step: `(batch, S, heads, dim)`, nothing written."""
+        if queries.shape[0] is not None:
+            self.check_host_memory_fits(queries.shape[0])
+        found_keys, found_values, found = host_memory_search(
+            self.host_memory, queries, state["memory_step"]
+        )
+        return self._attend_retrieved(queries, found_keys, found_values, found)
 
     def save_own_variables(self, store):
         super().save_own_variables(store)

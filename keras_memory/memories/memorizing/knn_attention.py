@@ -264,15 +264,12 @@ class KNNAttention(HostPlacement, AttentionHeads):
         return (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
 
     def step_buffers(self, state, batch_size, segment_length):
-        if self.host_memory is not None:
-            # A decoder re-reads windows and segments: each read would write
-            # the host memory again, where a device state is simply replaced.
-            raise ValueError(
-                f"Layer '{self.name}': generation is not supported with "
-                "memory_placement='host' yet; rebuild the model with the memory on the device."
-            )
-        # ScaNN's host index is searched by segment; its layer decodes by window re-reads.
-        return None if self.retrieval == "scann" else self.window.step_buffers(state, batch_size)
+        # The device ring's ScaNN index is searched by segment: that layer
+        # decodes by window re-reads. A host memory is searched without a
+        # write by a step (a window re-read would write it again).
+        if self.retrieval == "scann" and self.host_memory is None:
+            return None
+        return self.window.step_buffers(state, batch_size)
 
     def decode_step(self, x, position, buffers, state, previous_valid):
         """One token's output from the step buffers and the memory of the segment's start."""
@@ -287,9 +284,12 @@ class KNNAttention(HostPlacement, AttentionHeads):
             previous_valid,
             logit_scale=self.logit_scale(self.attention_scale),
         )
-        remembered = self._memory_attention(
-            queries, state["memory_keys"], state["memory_values"], state["memory_valid"]
-        )
+        if self.host_memory is not None:
+            remembered = self.search_host_memory(queries, state)
+        else:
+            remembered = self._memory_attention(
+                queries, state["memory_keys"], state["memory_values"], state["memory_valid"]
+            )
         return self.project_output(self._gated(local, remembered)), buffers
 
     def _memory_attention(self, queries, memory_keys, memory_values, memory_valid):
