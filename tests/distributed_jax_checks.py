@@ -7,8 +7,10 @@ few steps on one device, under `DataParallel`, and on (8, 1) and (4, 2)
 meshes of `keras_memory.distribution.model_parallel` (the first kind on all
 four, the others on one device and the (4, 2) mesh); then the sharded model
 is checkpointed, loaded back under the mesh and run one more step. Last, a
-model with ScaNN retrieval is asked to train on the mesh (it must refuse), and
-the compiled kNN step is searched for collectives that move memory.
+model with ScaNN retrieval is asked to train on the mesh (it must refuse), the
+compiled kNN step is searched for collectives that move memory, and a model
+with its memory on the host trains data-parallel (one host memory per global
+row) and refuses a mesh that splits heads.
 """
 
 import json
@@ -26,6 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_memory.distribution import model_parallel, state_layouts  # noqa: E402
+from keras_memory.layers.memory_layer import memory_layers  # noqa: E402
 from keras_memory.models import MemoryLM  # noqa: E402
 from keras_memory.training import load_checkpoint, save_checkpoint  # noqa: E402
 
@@ -106,7 +109,12 @@ def main(kinds):
         report[kind] = entry
     print(
         json.dumps(
-            {"kinds": report, "scann_error": scann_error(), "memory_gathers": memory_gathers()}
+            {
+                "kinds": report,
+                "scann_error": scann_error(),
+                "memory_gathers": memory_gathers(),
+                "host_memory": host_memory_report(),
+            }
         )
     )
 
@@ -142,6 +150,50 @@ def memory_gathers():
     )
     gathers = [line.strip() for line in text.splitlines() if "all-gather" in line and "= " in line]
     return [line[:200] for line in gathers if f",{memory_size}]" in line.split("=")[1]]
+
+
+def host_memory_report():
+    """A host-memory model on one device and data-parallel over 8: losses and host rows.
+
+    Each device calls the host with its own rows; the host must keep one
+    memory per global row (8), each at the step the device state says.
+    """
+    report = {}
+    for name, distribution in (
+        ("single", None),
+        ("data_parallel", keras.distribution.DataParallel()),
+    ):
+        keras.distribution.set_distribution(distribution)
+        keras.utils.set_random_seed(7)
+        model = MemoryLM.from_preset(
+            "tiny", kind="memorizing", stateful=True, memory_size=128, memory_placement="host"
+        )
+        model.build({"tokens": (BATCH, SEGMENT), "reset": (BATCH,)})
+        model.compile(optimizer=keras.optimizers.AdamW(1e-2))
+        losses = [float(model.train_on_batch(x, y)) for x, y in list(batches(3))[:STEPS]]
+        (memory,) = [
+            layer.host_memory
+            for layer in memory_layers(model)
+            if getattr(layer, "host_memory", None) is not None
+        ]
+        report[name] = {
+            "losses": losses,
+            "rows": sorted(memory.rows),
+            "steps": sorted({row.step for row in memory.rows.values()}),
+            "entries": [memory.num_entries(row) for row in sorted(memory.rows)],
+        }
+    keras.distribution.set_distribution(model_parallel(model_parallel_size=2))
+    model = MemoryLM.from_preset(
+        "tiny", kind="memorizing", stateful=True, memory_size=128, memory_placement="host"
+    )
+    model.compile()
+    x, y = next(batches(3))
+    try:
+        model.train_on_batch(x, y)
+        report["model_parallel_error"] = None
+    except ValueError as error:
+        report["model_parallel_error"] = str(error)
+    return report
 
 
 def scann_error():

@@ -141,6 +141,25 @@ def test_scann_refuses_a_sharded_step_with_a_clear_error(mesh_report):
 
 
 @jax_only
+def test_a_host_memory_trains_data_parallel_with_one_memory_per_global_row(mesh_report):
+    report = mesh_report["host_memory"]
+    single, sharded = report["single"], report["data_parallel"]
+    np.testing.assert_allclose(sharded["losses"], single["losses"], rtol=1e-5)
+    # 8 devices, one row each: rows 0..7 on the host, all at the step the state says.
+    assert sharded["rows"] == single["rows"] == list(range(8))
+    assert sharded["steps"] == single["steps"] == [3]
+    # Rows reset at different steps (batches()): each row keeps the segments since its reset.
+    assert sharded["entries"] == single["entries"]
+    assert max(single["entries"]) == 3 * 32 and min(single["entries"]) < 3 * 32
+
+
+@jax_only
+def test_a_host_memory_refuses_a_mesh_that_splits_heads(mesh_report):
+    message = mesh_report["host_memory"]["model_parallel_error"]
+    assert message and "memory_placement='host'" in message and "DataParallel" in message
+
+
+@jax_only
 def test_memory_and_its_scores_never_leave_their_devices(mesh_report):
     # XLA gathered lax.top_k's (batch, heads, queries, memory) operand onto
     # every device before top_k ran per shard (keras_memory.backend.top_k).

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memory.backend.host_context import refuse_multi_device_jax, replica_row_offset
+from keras_memory.backend.host_context import host_call_mesh, replica_row_offset
 
 
 def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
@@ -12,6 +12,8 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
 
     JAX: `io_callback(ordered=True)`: the call writes, so it must run once
     per step, in program order, and never be dropped as unused or repeated.
+    Under a data-parallel `keras.distribution` each device calls it with its
+    own rows (`shard_map`; see `host_call_mesh`).
     TensorFlow: a stateful `tf.numpy_function` (XLA cannot compile it: a
     layer using it sets `supports_jit = False`, so a model compiled with
     `jit_compile=True` falls back to a graph without XLA, with Keras's
@@ -50,20 +52,7 @@ def _host_call(function, k, queries_shape, arguments):
     found_shape = (batch, heads, length, k)
     backend = keras.backend.backend()
     if backend == "jax":
-        import jax
-        from jax.experimental import io_callback
-
-        refuse_multi_device_jax("memory_placement='host'")
-        return io_callback(
-            function,
-            (
-                jax.ShapeDtypeStruct(entries_shape, np.float32),
-                jax.ShapeDtypeStruct(entries_shape, np.float32),
-                jax.ShapeDtypeStruct(found_shape, np.bool_),
-            ),
-            *arguments,
-            ordered=True,
-        )
+        return _jax_host_call(function, arguments, entries_shape, found_shape)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -86,3 +75,37 @@ def _host_call(function, k, queries_shape, arguments):
         )
     arrays = [ops.convert_to_numpy(t) for t in arguments]
     return tuple(ops.convert_to_tensor(a) for a in function(*arrays))
+
+
+def _jax_host_call(function, arguments, entries_shape, found_shape):
+    import jax
+    from jax.experimental import io_callback
+
+    def call(*arguments, row_offset=0):
+        rows = arguments[0].shape[0]
+        shapes = [(rows, *entries_shape[1:]), (rows, *entries_shape[1:]), (rows, *found_shape[1:])]
+        return io_callback(
+            function,
+            tuple(jax.ShapeDtypeStruct(s, d) for s, d in zip(shapes, (np.float32,) * 2 + (bool,))),
+            *arguments,
+            row_offset,
+            ordered=True,
+        )
+
+    sharding = host_call_mesh("memory_placement='host'")
+    if sharding is None:
+        return call(*arguments)
+    mesh, axis = sharding
+    split = jax.sharding.PartitionSpec(axis)
+    whole = jax.sharding.PartitionSpec()
+
+    def per_device(*arguments):
+        offset = jax.lax.axis_index(axis) * arguments[0].shape[0]
+        return call(*arguments, row_offset=offset)
+
+    return jax.shard_map(
+        per_device,
+        mesh=mesh,
+        in_specs=tuple(split if len(a.shape) else whole for a in arguments),
+        out_specs=(split, split, split),
+    )(*arguments)

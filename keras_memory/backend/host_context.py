@@ -41,3 +41,30 @@ def refuse_multi_device_jax(what):
             "retrieval='exact' or 'approx' on the device under a distribution "
             "(docs/scale-out.md)."
         )
+
+
+def host_call_mesh(what):
+    """`(jax mesh, batch axis)` to split a host call by rows over, or None on one device.
+
+    Under a `keras.distribution` whose mesh splits only the batch, the call
+    runs per device in `shard_map`, each with its own rows (and its row
+    offset, so the host keeps one memory per global row). A mesh that also
+    splits another axis (heads) is refused: devices that share rows would
+    each call the host for them.
+    """
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return None
+    mesh = distribution.device_mesh
+    sizes = dict(zip(mesh.axis_names, mesh.shape))
+    batch_axis = getattr(distribution, "batch_dim_name", None)
+    split = {name: size for name, size in sizes.items() if size > 1}
+    if not split:
+        return None
+    if set(split) != {batch_axis}:
+        raise ValueError(
+            f"`{what}` calls the host once per row and runs under a mesh that splits only the "
+            f"batch (keras.distribution.DataParallel); this mesh splits {split}. Use "
+            "memory_placement='device' to split heads too (docs/scale-out.md)."
+        )
+    return mesh.backend_mesh, batch_axis
