@@ -1,5 +1,7 @@
 """What every segment-reading language model of keras_memory shares."""
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -208,9 +210,18 @@ class SegmentLM(keras.Model):
 
         `sampler` is the `generate` default, as in keras-hub's `CausalLM`:
         a name of `keras_memory.models.samplers.STEP_SAMPLERS` or a
-        `keras_hub.samplers.Sampler`.
+        `keras_hub.samplers.Sampler`. `jit_compile=True` on a model with a
+        layer that calls the host from its step (ScaNN on TensorFlow) trains
+        without XLA, with a warning that says why.
         """
         self.sampler = get_sampler(sampler)
+        if kwargs.get("jit_compile") is True and not supports_xla(self):
+            warnings.warn(
+                "jit_compile=True: a memory layer of this model searches its memory on the host "
+                "(ScaNN through tf.numpy_function), which XLA cannot compile; the step is a "
+                "TensorFlow graph without XLA.",
+                stacklevel=2,
+            )
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=self.pad_token_id
