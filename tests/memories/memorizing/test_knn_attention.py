@@ -6,6 +6,8 @@ from keras_memory.ops import exact_top_k
 from tests.conftest import to_numpy
 
 B, H, D, W, S, HIDDEN = 2, 2, 4, 4, 8, 8
+# Where the memory's entries live: both behave as one ring (keras_memory.backend.host_memory).
+PLACEMENTS = pytest.mark.parametrize("placement", ["device", "host"])
 
 
 def make_layer(memory_size=32, num_neighbors=4, **kwargs):
@@ -94,8 +96,9 @@ def open_gate(layer):
     layer.memory_gate.assign(np.full(H, 100.0, "float32"))
 
 
-def test_a_segment_cannot_retrieve_its_own_keys():
-    layer = make_layer()
+@PLACEMENTS
+def test_a_segment_cannot_retrieve_its_own_keys(placement):
+    layer = make_layer(memory_placement=placement)
     open_gate(layer)
     y, _ = layer(randn(B, S, HIDDEN), reset=starts(True, True))
     # An empty memory gives nothing: the segment's own keys are written after retrieval.
@@ -116,8 +119,9 @@ def test_reset_rows_forget_the_previous_document_and_others_keep_theirs():
     assert to_numpy(new_state["memory_valid"])[0].sum() == S  # only its new segment
 
 
-def test_closed_gate_reproduces_attention_without_memory():
-    layer = make_layer()
+@PLACEMENTS
+def test_closed_gate_reproduces_attention_without_memory(placement):
+    layer = make_layer(memory_placement=placement)
     layer.memory_gate.assign(np.full(H, -100.0, "float32"))
     plain = XLAttention(H, D, W, use_position_bias=False)
     plain.build((B, None, HIDDEN))
@@ -136,9 +140,12 @@ def test_gate_starts_at_one_half():
     np.testing.assert_allclose(1 / (1 + np.exp(-to_numpy(layer.memory_gate))), 0.5)
 
 
-def test_stateful_equals_functional_and_config_round_trips():
-    functional = make_layer()
-    stateful = KNNAttention(H, D, W, memory_size=32, num_neighbors=4, stateful=True)
+@PLACEMENTS
+def test_stateful_equals_functional_and_config_round_trips(placement):
+    functional = make_layer(memory_placement=placement)
+    stateful = KNNAttention(
+        H, D, W, memory_size=32, num_neighbors=4, stateful=True, memory_placement=placement
+    )
     stateful.build((B, None, HIDDEN))
     for target, source in zip(stateful.trainable_weights, functional.trainable_weights):
         target.assign(source)
