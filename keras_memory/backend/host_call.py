@@ -17,8 +17,9 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
     TensorFlow: a stateful `tf.numpy_function` (XLA cannot compile it: a
     layer using it sets `supports_jit = False`, so a model compiled with
     `jit_compile=True` falls back to a graph without XLA, with Keras's
-    warning). torch: numpy, eagerly (shape-only calls on the "meta" device
-    return zeros and leave the memory alone).
+    warning). torch: numpy, eagerly, outside `torch.compile`'s graph
+    (shape-only calls on the "meta" device return zeros and leave the memory
+    alone).
 
     Args:
         memory: the layer's `HostMemory`.
@@ -73,8 +74,20 @@ def _host_call(function, k, queries_shape, arguments):
             ops.zeros(entries_shape, "float32"),
             ops.zeros(found_shape, "bool"),
         )
-    arrays = [ops.convert_to_numpy(t) for t in arguments]
-    return tuple(ops.convert_to_tensor(a) for a in function(*arrays))
+    return _torch_host_call(function, arguments)
+
+
+def _torch_host_call(function, arguments):
+    import torch
+
+    # Under torch.compile (Keras's jit_compile=True) the call is a graph
+    # break by design: dynamo is told so instead of warning at every trace.
+    @torch.compiler.disable
+    def call(*arguments):
+        arrays = [ops.convert_to_numpy(t) for t in arguments]
+        return tuple(ops.convert_to_tensor(a) for a in function(*arrays))
+
+    return call(*arguments)
 
 
 def _jax_host_call(function, arguments, entries_shape, found_shape):
