@@ -24,7 +24,9 @@ any number of replicas, with the losses of a run that never stopped.
     # a TPU VM (`--tpu local`) or a TPU node by name
     KERAS_BACKEND=tensorflow python recipes/distributed_tf.py --tpu local --kind melodi
 
-ScaNN (`--retrieval scann`) runs on the host through `tf.numpy_function`.
+ScaNN (`--retrieval scann`) runs on the host through `tf.numpy_function`, and
+`--memory-placement host` keeps the memory itself in host RAM, one per global
+row (replica r's rows r*b ...), saved with the checkpoint's model.
 Under MirroredStrategy each replica's step calls it from the host with its
 own rows; TPU cores cannot make host calls, so under TPUStrategy the recipe
 uses exact on-device retrieval instead, with a warning.
@@ -42,7 +44,17 @@ def parse_args(argv=None):
     parser.add_argument("--kind", default="xl", help="local|xl|memorizing|...|melodi")
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--memory-size", type=int, default=8192, help="memorizing kinds")
-    parser.add_argument("--retrieval", default="exact", help="memorizing: exact|approx|scann")
+    parser.add_argument(
+        "--retrieval",
+        default=None,
+        help="memorizing: exact|approx|scann (default: exact on the device, scann on the host)",
+    )
+    parser.add_argument(
+        "--memory-placement",
+        default="device",
+        choices=("device", "host"),
+        help="memorizing: the memory in device memory, or in host RAM (one per global row)",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="global batch")
     parser.add_argument("--segment-length", type=int, default=None)
     parser.add_argument("--steps", type=int, default=200, help="total steps of the run")
@@ -109,6 +121,11 @@ def main(argv=None):
             f"replicas ({replicas})"
         )
     rows = args.batch_size // replicas
+    if args.memory_placement == "host" and isinstance(strategy, tf.distribute.TPUStrategy):
+        sys.exit(
+            "error: --memory-placement host needs host calls, which TPU cores cannot make; "
+            "use --memory-placement device"
+        )
     if args.retrieval == "scann" and isinstance(strategy, tf.distribute.TPUStrategy):
         warnings.warn(
             "ScaNN is a host call and TPU cores cannot make host calls: using exact "
@@ -124,7 +141,9 @@ def main(argv=None):
         first_step = progress["step"] if progress else 0
         if model is None:
             options = get_kind(args.kind).own_options(
-                memory_size=args.memory_size, retrieval=args.retrieval
+                memory_size=args.memory_size,
+                retrieval=args.retrieval,
+                memory_placement=args.memory_placement,
             )
             model = MemoryLM.from_preset(args.preset, kind=args.kind, **options)
             model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.skipif(
 BATCH = 4
 
 
-def run(workdir, devices, steps, batch_size=BATCH):
+def run(workdir, devices, steps, batch_size=BATCH, memory_placement="device"):
     args = [
+        "--memory-placement",
+        memory_placement,
         "--cpu-devices",
         str(devices),
         "--kind",
@@ -83,6 +85,19 @@ def test_resumes_on_another_replica_count_as_if_never_stopped(tmp_path, single_d
     assert report["resumed_from"] == 2 and report["replicas"] == 2
     np.testing.assert_allclose(resumed, single_device[0][2:], rtol=1e-5)
     assert sorted(os.listdir(os.path.join(tmp_path, "memory"))) == ["step-2.npz", "step-4.npz"]
+
+
+def test_a_host_memory_trains_and_resumes_on_another_replica_count(tmp_path, single_device):
+    # Each replica's rows keep their own host memory (one per global row), saved with the
+    # checkpoint's model. Below 2,048 entries a host row is searched by brute force: the same
+    # entries as the device ring's exact search, so the same losses.
+    first, report = losses_and_report(run(tmp_path, 4, 2, memory_placement="host"))
+    assert report["replicas"] == 4
+    assert "memory_keys" not in report["replica_state_shapes"][1]  # no ring on the device
+    np.testing.assert_allclose(first, single_device[0][:2], rtol=1e-5)
+    resumed, report = losses_and_report(run(tmp_path, 2, 4, memory_placement="host"))
+    assert report["resumed_from"] == 2 and report["replicas"] == 2
+    np.testing.assert_allclose(resumed, single_device[0][2:], rtol=1e-5)
 
 
 def test_a_batch_the_replicas_cannot_share_is_a_clear_error(tmp_path):
