@@ -30,6 +30,7 @@ a tree is never trained on less than half of what it holds.
 import os
 import threading
 
+import keras
 import numpy as np
 
 from keras_memory.backend.scann_index import RowIndex
@@ -78,6 +79,19 @@ def check_host_memory_fits(layer_name, rows, capacity, num_heads, head_dim):
         )
 
 
+def wait_for_host_calls():
+    """Waits until every host call already dispatched has run.
+
+    JAX runs an un-jitted layer call's host call asynchronously: reading or
+    saving the memory right after it could miss its write. Never call this
+    from inside a host call (it would wait for itself).
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.effects_barrier()
+
+
 class _Row:
     """One batch row's entries `(capacity, heads, dim)`, validity and index."""
 
@@ -124,11 +138,13 @@ class HostMemory:
 
     def clear(self):
         """Forgets every row (a stateful layer's `reset_state`)."""
+        wait_for_host_calls()
         with self._lock:
             self.rows = {}
 
     def num_entries(self, row):
         """Valid entries of global batch row `row` (per head)."""
+        wait_for_host_calls()
         found = self.rows.get(row)
         return 0 if found is None else int(found.valid.sum())
 
@@ -245,6 +261,7 @@ class HostMemory:
 
     def to_arrays(self):
         """`{name: numpy array}` of the whole store; `from_arrays` restores it exactly."""
+        wait_for_host_calls()
         with self._lock:
             arrays = {_ROWS: np.asarray(sorted(self.rows), np.int64)}
             arrays[_STEP] = np.asarray([self.rows[r].step for r in sorted(self.rows)], np.int64)
@@ -263,6 +280,7 @@ class HostMemory:
 
     def from_arrays(self, arrays):
         """Replaces the store by the one `to_arrays` saved."""
+        wait_for_host_calls()
         rows = {}
         for row_id, step in zip(np.asarray(arrays[_ROWS]), np.asarray(arrays[_STEP])):
             prefix = f"host_row{int(row_id)}_"

@@ -50,7 +50,8 @@ class KNNAttention(HostPlacement, AttentionHeads):
     host memory is saved with the layer's variables (`.keras` files and
     checkpoints, ScaNN indexes included, so a restored run continues
     exactly) and follows one sequence of calls: the state carries a step
-    count the host memory checks. It cannot be used for generation yet.
+    count the host memory checks. A decoding step searches it without
+    writing; the decoder writes each complete segment.
 
     The local attention is `WindowedAttention`'s, with its options (cache,
     compressed memory, rotary positions, registers; the LSWT presets use the
