@@ -16,12 +16,13 @@ host inside every call (`includes_index_build: true`), then scores what it found
 
 `scann-large`: ScaNN against exact numpy brute force for one (row, head) of `--entries` entries of
 dimension `--dim`, `--queries` queries. ScaNN runs through the library's own host path
-(`keras_memory.backend.scann_index.ScannMemoryIndex`, so with its settings: a tree of sqrt(n) leaves
-searching a quarter of them, `score_ah(2, 0.2)`, exact re-ranking of max(128, 16k) candidates);
-the ScaNN builder is instrumented to time the index build (`build_s`) and the single-threaded
-`search_batched` call (`search_s`, `scann_queries_per_s`) separately. The brute force scores the
-entries in blocks of `--block` (bounded memory) with a running top-k merge; its time gives
-`brute_force_queries_per_s` (numpy/BLAS, all cores). `recall_at_k` is ScaNN's recall against it.
+(`keras_memory.backend.scann_index.ScannMemoryIndex`, so with `build_searcher`'s settings, which
+the output records: leaves, leaves searched, training sample, dimensions per hash code,
+re-ranking depth); the ScaNN builder is instrumented to time the index build (`build_s`) and the
+single-threaded `search_batched` call (`search_s`, `scann_queries_per_s`) separately. The brute
+force scores the entries in blocks of `--block` (bounded memory) with a running top-k merge; its
+time gives `brute_force_queries_per_s` (numpy/BLAS, all cores). `recall_at_k` is ScaNN's recall
+against it.
 
 `scann-updates`: the cost of following a ring-buffer memory with ScaNN, per segment, two
 policies on the same stream: `updated` (one `ScannMemoryIndex` for the whole run: upserts of
@@ -45,7 +46,6 @@ import argparse
 import contextlib
 import datetime
 import json
-import math
 import statistics
 import sys
 import time
@@ -250,8 +250,8 @@ def run_scann_large(args):
         )
         call_s = time.perf_counter() - start
     found = found[0, 0]  # (queries, k)
-    leaves = int(math.sqrt(args.entries))
-    n = min(args.k, args.entries)
+    config = timings.get("config", {})  # the builder's settings (build_searcher's choice)
+    tree = config.get("tree", {})
     result = {
         "benchmark": "knn_retrieval",
         "mode": "scann-large",
@@ -259,10 +259,12 @@ def run_scann_large(args):
         "dim": args.dim,
         "queries": args.queries,
         "k": args.k,
-        "num_leaves": leaves,
-        "num_leaves_to_search": max(1, leaves // 4),
-        "reorder": max(128, 16 * n),
-        "tree_index": "tree" in timings.get("config", {}),
+        "num_leaves": tree.get("num_leaves"),
+        "num_leaves_to_search": tree.get("num_leaves_to_search"),
+        "training_sample_size": tree.get("training_sample_size"),
+        "dims_per_block": config.get("score_ah", {}).get("dimensions_per_block"),
+        "reorder": config.get("reorder", {}).get("reordering_num_neighbors"),
+        "tree_index": "tree" in config,
         "build_s": round(timings["build_s"], 3),
         "search_s": round(timings["search_s"], 4),
         "scann_queries_per_s": round(args.queries / timings["search_s"], 1),

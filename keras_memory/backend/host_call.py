@@ -23,9 +23,12 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
 
     Args:
         memory: the layer's `HostMemory`.
-        queries, keys, values: float `(batch, S, heads, dim)`; not differentiated.
+        queries: float `(batch, S, heads, dim)`; not differentiated.
+        keys: float `(batch, S, heads, dim)`, the segment's, written after the search.
+        values: float `(batch, S, heads, dim)`, written with the keys.
         reset: bool `(batch,)`.
-        step, pointer: int32 scalars of the device state.
+        step: int32 scalar, the device state's `memory_step`.
+        pointer: int32 scalar, the device state's `memory_pointer`.
 
     Returns:
         `(keys, values, found)`: float32 `(batch, heads, S, k, dim)` twice and

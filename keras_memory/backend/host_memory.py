@@ -24,11 +24,13 @@ brute force below 2,048 entries, a tree above. Written slots are upserted;
 the index is rebuilt from scratch when a row is reset, and when the entries
 upserted since its last build reach the number it was built with (at
 doubling sizes while the memory fills, then once per turn of the ring), so
-a tree is never trained on less than half of what it holds.
+a tree is never trained on less than half of what it holds. The rows of a
+call are searched (and rebuilt) on a thread per core.
 """
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -77,6 +79,31 @@ def check_host_memory_fits(layer_name, rows, capacity, num_heads, head_dim):
             f"machine has {available / 2**30:.1f} GiB available. Lower `memory_size` or the "
             "batch size."
         )
+
+
+_POOL, _POOL_LOCK = [], threading.Lock()
+
+
+def _search_pool():
+    """The threads rows are searched on: one per core, shared by every host memory."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1))
+        return _POOL[0]
+
+
+def set_search_threads(count):
+    """Sets how many threads search the rows of a call (default: one per core).
+
+    Args:
+        count: int >= 1. 1 searches the rows one after another.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"`count` must be an int >= 1; got {count!r}.")
+    with _POOL_LOCK:
+        if _POOL:
+            _POOL.pop().shutdown(wait=True)
+        _POOL.append(ThreadPoolExecutor(max_workers=count))
 
 
 def wait_for_host_calls():
@@ -135,6 +162,7 @@ class HostMemory:
         self.rows = {}  # global row -> _Row
         self.stats = {"builds": 0, "upserted": 0, "searches": 0}
         self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
 
     def clear(self):
         """Forgets every row (a stateful layer's `reset_state`)."""
@@ -152,7 +180,9 @@ class HostMemory:
         """Searches the memory for `queries`, then writes `keys` and `values`.
 
         Args:
-            queries, keys, values: float32 `(batch, S, heads, dim)`.
+            queries: float32 `(batch, S, heads, dim)`.
+            keys: float32 `(batch, S, heads, dim)`, written after the search.
+            values: float32 `(batch, S, heads, dim)`, written with the keys.
             reset: bool `(batch,)`. Rows that start a document: forgotten first.
             step: int. The device state's `memory_step`.
             pointer: int. The device state's `memory_pointer` (write position).
@@ -196,13 +226,22 @@ class HostMemory:
         found_values = np.zeros_like(found_keys)
         found = np.zeros((batch, heads, length, k), bool)
         head_axis = np.arange(heads)[:, None, None]
-        for b, row in enumerate(rows):
-            if row is not None and row.valid.any():
-                slots = self._search(row, queries[b])  # (heads, S, n)
-                n = slots.shape[-1]
-                found_keys[b, :, :, :n] = row.keys[slots, head_axis]
-                found_values[b, :, :, :n] = row.values[slots, head_axis]
-                found[b, :, :, :n] = True
+
+        def search(b):
+            # One row's indexes are touched by one thread; ScaNN releases the
+            # GIL while it builds and searches, so rows run on all cores.
+            slots = self._search(rows[b], queries[b])  # (heads, S, n)
+            n = slots.shape[-1]
+            found_keys[b, :, :, :n] = rows[b].keys[slots, head_axis]
+            found_values[b, :, :, :n] = rows[b].values[slots, head_axis]
+            found[b, :, :, :n] = True
+
+        searched = [b for b, row in enumerate(rows) if row is not None and row.valid.any()]
+        if len(searched) > 1:
+            list(_search_pool().map(search, searched))  # list(): re-raises a row's error
+        else:
+            for b in searched:
+                search(b)
         return found_keys, found_values, found
 
     def _lookup_and_write(self, queries, keys, values, reset, step, pointer, row_offset):
@@ -251,13 +290,17 @@ class HostMemory:
                 row.index = None  # the index has turned over: retrain its tree
             else:
                 row.index.upsert(row.keys, row.pending)
-                self.stats["upserted"] += len(row.pending)
+                self._count("upserted", len(row.pending))
         if row.index is None:
             row.index = RowIndex(row.keys, np.flatnonzero(row.valid), k)
-            self.stats["builds"] += 1
+            self._count("builds")
         row.pending = np.zeros(0, np.int64)
-        self.stats["searches"] += 1
+        self._count("searches")
         return row.index.search(queries, min(k, len(row.index.slot_of)))
+
+    def _count(self, name, number=1):
+        with self._stats_lock:  # rows are searched on several threads
+            self.stats[name] += number
 
     def to_arrays(self):
         """`{name: numpy array}` of the whole store; `from_arrays` restores it exactly."""

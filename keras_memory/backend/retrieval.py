@@ -95,8 +95,9 @@ def scann_search(queries, memory_keys, memory_valid, k, index=None):
     indexes follow the memory by ScaNN's dynamic updates and are rebuilt
     only by the policy in `keras_memory.backend.scann_index`; without it
     every call builds fresh indexes. Either way a tree index (sqrt(n)
-    leaves, searching a quarter, asymmetric hashing, exact re-ranking of
-    max(128, 16k, n/500) candidates) is used from 2,048 valid entries up,
+    leaves, searching a tenth, asymmetric hashing, exact re-ranking of
+    max(128, 16k, n/1000) candidates; see `scann_index.build_searcher`) is
+    used from 2,048 valid entries up,
     brute force below. The re-ranking depth is what buys recall, and it must
     grow with n: on 4,096 clustered entries (k = 8) re-ranking 32 candidates
     gave recall 0.77 and 128 gave 1.0; on 1M entries (k = 32) 512 gave 0.91
