@@ -141,7 +141,10 @@ def test_the_kinds_and_presets_import_without_keras():
         from keras_memory.ops import RETRIEVAL_METHODS
 
         assert isinstance(get_kind("memorizing"), MemoryKind) and PRESETS and MEMORY_SIZES
-        assert MemorizingOptions().retrieval in RETRIEVAL_METHODS
+        # None: exact with the memory on the device, scann with it on the host.
+        assert MemorizingOptions().retrieval is None
+        assert MemorizingOptions().memory_placement == "device"
+        assert "scann" in RETRIEVAL_METHODS
         print(json.dumps({{"kinds": list(kind_names()),
                           "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
         """,

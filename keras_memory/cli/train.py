@@ -158,7 +158,7 @@ def _train(args):
 
 
 def _fit(args, model, corpus, tokenizer, first_step, run_config, learning_rate, source):
-    from keras_memory.cli.interrupted import Interrupted
+    from keras_memory.cli.interrupted import Interrupted, StopOnInterrupt
     from keras_memory.data import SegmentStream, StepWindow
     from keras_memory.training import CheckpointEvery, FiniteCheck, ProgressLog
 
@@ -202,14 +202,17 @@ def _fit(args, model, corpus, tokenizer, first_step, run_config, learning_rate, 
     callbacks.append(
         keras.callbacks.TensorBoard(os.path.join(args.workdir, "logs"), update_freq=10)
     )
-    try:
-        model.fit(
-            StepWindow(stream, first_step, args.steps - first_step),
-            epochs=1,
-            callbacks=callbacks,
-            verbose=0,
-        )
-    except KeyboardInterrupt:
+    with StopOnInterrupt() as interrupt:
+        try:
+            model.fit(
+                StepWindow(stream, first_step, args.steps - first_step),
+                epochs=1,
+                callbacks=[*callbacks, interrupt.callback()],
+                verbose=0,
+            )
+        except KeyboardInterrupt:
+            interrupt.interrupted = True
+    if interrupt.interrupted:
         kept = checkpoints.saved_step
         raise Interrupted(
             f"interrupted at step {checkpoints.step}; "
