@@ -123,6 +123,43 @@ def test_synthetic_task_training_and_recall_by_distance(tmp_path, capsys):
         main(["evaluate", "--data", "passkey", "--distances", "6O", "--workdir", workdir])
 
 
+def test_prose_facts_training_and_answer_bits_by_distance(tmp_path, capsys):
+    # Facts told in the Python reference manual's prose, asked again later.
+    workdir = str(tmp_path / "facts")
+    common = ["--data", "prose-facts", "--distances", "160,400", "--num-documents", "10"]
+    model_flags = ["--kind", "memorizing", "--memory-size", "64", "--smear-keys"]
+    main([*train_args("unused", workdir, 3, *model_flags)[:1], *common,
+          *train_args("unused", workdir, 3, *model_flags)[3:]])  # fmt: skip
+    capsys.readouterr()
+    main(["evaluate", "--workdir", workdir, "--recall-task", "prose-facts"])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["data"] == "prose-facts"
+    assert set(result["recall_by_distance"]) == set(result["answer_bits_by_distance"])
+    assert set(result["recall_by_distance"]) == {"160", "400"}
+    # An untrained model cannot know random letters: near or above chance.
+    assert all(b > 3.0 for b in result["answer_bits_by_distance"].values())
+    _, progress = load_checkpoint(workdir)
+    config = progress["run_config"]
+    assert config["fact_passages"] == "python-docs" and config["smear_keys"] is True
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--distances", "20"], "--distances must be >= 43 for prose-facts"),
+        (["--fact-passages", "/no/such/folder"], "--fact-passages '/no/such/folder'"),
+    ],
+)
+def test_prose_facts_refuses_what_it_cannot_lay_out(tmp_path, capsys, flags, message):
+    args = ["train", "--data", "prose-facts", "--workdir", str(tmp_path / "r"), *flags]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--steps", "1"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "r" / "checkpoints")
+
+
 @pytest.mark.parametrize("tokenizer", ["sentencepiece", "bpe"])
 def test_subword_tokenizer_is_trained_saved_and_reused(corpus, tmp_path, capsys, tokenizer):
     workdir = str(tmp_path / tokenizer)
@@ -269,10 +306,14 @@ def test_demo_runs_end_to_end_with_every_train_option_at_its_default(corpus, tmp
     # The demo builds its train runs itself; a train option it did not know
     # once broke `make demo`.
     args = ["demo", "--data", corpus, "--workdir", str(tmp_path / "demo"), "--steps", "2"]
-    main([*args, "--eval-steps", "1", "--batch-size", "2"])
+    main([*args, "--eval-steps", "1", "--batch-size", "2", "--recall-iterations", "1"])
     out = capsys.readouterr().out
     assert "| local |" in out and "| xl |" in out and "Sample from the Transformer-XL" in out
     assert os.path.exists(tmp_path / "demo" / "loss.png")
+    # The recall half: a row per distance for both models, the sample's answers, the figure.
+    assert "| tokens back | xl | memorizing_512 |" in out and "| 1024 |" in out
+    assert "right answers:" in out and "memorizing_512:" in out
+    assert os.path.exists(tmp_path / "demo" / "recall" / "recall.png")
 
 
 def test_check_finite_stops_a_diverging_run_before_it_checkpoints_nan(corpus, tmp_path, capsys):

@@ -32,6 +32,16 @@ CONFIGS = {
         "memorizing",
         {"memory_size": 16, "num_neighbors": 4, "memory_placement": "host"},
     ),
+    # Smeared keys carry the previous token's key in the state: window re-reads.
+    "memorizing_copy": (
+        "memorizing",
+        {
+            "memory_size": 16,
+            "num_neighbors": 4,
+            "local_position_bias": True,
+            "smear_keys": True,
+        },
+    ),
     "memorizing_dense": ("memorizing_dense", {"memory_size": 16}),
     "block_recurrent_feedback": ("block_recurrent", {"num_states": 3, "feedback": True}),
     "block_recurrent_lstm": ("block_recurrent", {"num_states": 3, "gate": "lstm"}),
@@ -135,6 +145,8 @@ def test_kinds_without_a_token_step_re_read_a_window_or_the_segment():
         "memorizing": "token",
         # A step searches the host memory without writing it.
         "memorizing_host": "token",
+        # A token's smeared key needs the previous token's unsmeared one.
+        "memorizing_copy": "window",
         # Rotary queries read position-free registers by their place in the segment.
         "xl_compressed_rotary_registers": "window",
         # Dense-KV steps over the whole segment so far (its buffers are the segment's).

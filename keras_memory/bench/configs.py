@@ -15,6 +15,19 @@ QUALITY_MODELS = {
     "memorizing_2k_no_cache": {"kind": "memorizing", "memory_size": 2048, "use_cache": False},
     "memorizing_8k_no_cache": {"kind": "memorizing", "memory_size": 8192, "use_cache": False},
     "memorizing_32k_no_cache": {"kind": "memorizing", "memory_size": 32768, "use_cache": False},
+    # The levers of the small-scale sweep: a position bias in the memory
+    # layer's local attention, and with it smeared keys (copying).
+    "memorizing_2k_position_bias": {
+        "kind": "memorizing",
+        "memory_size": 2048,
+        "local_position_bias": True,
+    },
+    "memorizing_2k_copy": {
+        "kind": "memorizing",
+        "memory_size": 2048,
+        "local_position_bias": True,
+        "smear_keys": True,
+    },
     "block_recurrent_fixed_skip": {"kind": "block_recurrent", "gate": "fixed", "variant": "skip"},
     "block_recurrent_lstm_skip": {"kind": "block_recurrent", "gate": "lstm", "variant": "skip"},
     "melodi": {"kind": "melodi"},
@@ -45,6 +58,24 @@ RECALL_MODELS = {
         "long_term_memory_size": 128,
         "long_term_increment": 4,
     },
+}
+
+# Model name -> `MemoryLM.from_preset("tiny", ...)` options for `keras-memory
+# bench recall --task prose-facts`: facts in real prose asked again 200 to
+# 3,000 bytes later. The memorizing models hold 2,048 entries (16 segments);
+# `memorizing_copy` adds the two options that let it learn to copy at this
+# size (a position bias in the memory layer's local attention, smeared keys).
+PROSE_RECALL_MODELS = {
+    "xl": {"kind": "xl"},
+    "memorizing": {"kind": "memorizing", "memory_size": 2048},
+    "memorizing_copy": {
+        "kind": "memorizing",
+        "memory_size": 2048,
+        "local_position_bias": True,
+        "smear_keys": True,
+    },
+    "block_recurrent_lstm": {"kind": "block_recurrent", "gate": "lstm"},
+    "melodi": {"kind": "melodi"},
 }
 
 # `keras-memory bench speed --config NAME` (and `keras_memory.bench.ceiling`):

@@ -8,6 +8,7 @@ what each memory buys at this scale.
 """
 
 import datetime
+import json
 import math
 import time
 
@@ -125,13 +126,17 @@ def train_and_score(
     }
 
 
-def run_quality(corpora=("code", "kjv"), models=tuple(MODELS), report=print, **train_options):
+def run_quality(
+    corpora=("code", "kjv"), models=tuple(MODELS), report=print, overrides=None, **train_options
+):
     """Trains and scores every model on every corpus; yields one record each.
 
     Args:
         corpora: names in `CORPORA`.
         models: names in `MODELS`.
         report: callable taking each record as it is made (e.g. a JSON writer).
+        overrides: dict or None. `MemoryLM.from_preset` options added to
+            every model's (a sweep point), recorded as `overrides`.
         **train_options: passed to `train_and_score` (`steps`, `eval_steps`,
             `preset`, `batch_size`, `learning_rate`, `seed`).
 
@@ -152,7 +157,14 @@ def run_quality(corpora=("code", "kjv"), models=tuple(MODELS), report=print, **t
             record = {
                 "benchmark": "quality",
                 "corpus": corpus_name,
-                **train_and_score(name, train, validation, **train_options),
+                **train_and_score(
+                    name,
+                    train,
+                    validation,
+                    options={**MODELS[name], **(overrides or {})},
+                    **train_options,
+                ),
+                "overrides": overrides or {},
                 "backend": keras.backend.backend(),
                 "device": device_name(),
                 "date": datetime.date.today().isoformat(),
@@ -166,8 +178,17 @@ def main(args):
     """Runs `keras-memory bench quality`: one JSON line per (corpus, model)."""
     from keras_memory.bench.records import json_lines_reporter
 
+    try:
+        overrides = json.loads(args.options)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"--options must be a JSON object; got {args.options!r} ({error})."
+        ) from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--options must be a JSON object; got {args.options!r}.")
     report = json_lines_reporter(args.output, hidden=("losses",))
     records = run_quality(
+        overrides=overrides,
         corpora=[c for c in args.corpora.split(",") if c],
         models=[m for m in args.models.split(",") if m],
         report=report,

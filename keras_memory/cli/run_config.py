@@ -9,7 +9,7 @@ kind's name.
 import dataclasses
 import os
 
-from keras_memory.cli.corpora import NAMED_DATA, SYNTHETIC_TASKS
+from keras_memory.cli.corpora import NAMED_DATA, NAMED_PASSAGES, SYNTHETIC_TASKS
 
 # Recorded with `memory_size` even by a kind that does not read them (the
 # dense-KV memory): runs have always recorded them, and `--resume` compares.
@@ -68,6 +68,11 @@ def base_run_config(args, segment, window):
     if args.data in SYNTHETIC_TASKS:
         config["distances"] = args.distances
         config["num_documents"] = args.num_documents
+    if args.data == "prose-facts":
+        passages = args.fact_passages
+        config["fact_passages"] = (
+            passages if passages in NAMED_PASSAGES else resolved_data(passages)
+        )
     return config
 
 

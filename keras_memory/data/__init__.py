@@ -3,6 +3,8 @@
 from keras_memory.data.corpora import Corpus, python_source_corpus, text_files_corpus
 from keras_memory.data.kjv import kjv_corpus
 from keras_memory.data.pg19 import pg19_corpus
+from keras_memory.data.prose_facts import prose_fact_documents
+from keras_memory.data.python_docs import python_docs_corpus
 from keras_memory.data.step_window import StepWindow
 from keras_memory.data.streaming import SegmentStream, document_segments
 from keras_memory.data.synthetic import (
@@ -46,6 +48,8 @@ __all__ = [
     "make_tokenizer",
     "passkey_documents",
     "pg19_corpus",
+    "prose_fact_documents",
+    "python_docs_corpus",
     "python_source_corpus",
     "save_tokenizer",
     "special_token_ids",

@@ -141,3 +141,23 @@ def check_bucket_options(
     max_exact = num_buckets // (4 if bidirectional else 2)
     max_distance = check_int(distance_name, max_distance, max_exact + 1)
     return num_buckets, max_distance
+
+
+def layer_position_bias(layer):
+    """A built `RelativePositionBias` for an attention `layer` with a position bias, else None.
+
+    Reads the layer's `use_position_bias`, `num_heads`, `num_position_buckets`,
+    `max_position_distance` and dtype policy; the table is named
+    `position_bias`, as saved files expect.
+    """
+    if not layer.use_position_bias:
+        return None
+    bias = RelativePositionBias(
+        layer.num_heads,
+        num_buckets=layer.num_position_buckets,
+        max_distance=layer.max_position_distance,
+        dtype=layer.dtype_policy,
+        name="position_bias",
+    )
+    bias.build()
+    return bias

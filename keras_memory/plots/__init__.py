@@ -13,6 +13,7 @@
 matplotlib is imported when a figure is drawn, not when this package is.
 """
 
+from keras_memory.plots.answer_bits import plot_answer_bits
 from keras_memory.plots.benchmarks import plot_memory_footprint, plot_quality, plot_recall
 from keras_memory.plots.diagrams import plot_melodi_mask, plot_memory_sharding, plot_window_mask
 from keras_memory.plots.figure import inline_png
@@ -28,6 +29,7 @@ __all__ = [
     "plot_memory_footprint",
     "plot_memory_sharding",
     "plot_quality",
+    "plot_answer_bits",
     "plot_recall",
     "plot_soak",
     "plot_window_mask",

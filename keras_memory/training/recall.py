@@ -103,10 +103,11 @@ def evaluate_recall(model, documents, segment_length, batch_size=1):
 
     Returns:
         A dict: `by_distance` maps each distance to `{"accuracy": float,
-        "answers": int, "exact_match": float}` (`answers` counts answer
-        tokens; `exact_match` is the fraction of answer spans with every
-        token right), plus the overall `accuracy`, `answers` and
-        `exact_match`.
+        "answers": int, "exact_match": float, "bits": float}` (`answers`
+        counts answer tokens; `exact_match` is the fraction of answer spans
+        with every token right; `bits` is the mean cross-entropy of an
+        answer token in bits), plus the overall `accuracy`, `answers`,
+        `exact_match` and `bits`.
 
     Example:
     ```python
@@ -119,6 +120,7 @@ def evaluate_recall(model, documents, segment_length, batch_size=1):
     answers = answer_positions(stream, documents)
     positions = answers["positions"]
     correct = np.zeros(len(positions), dtype=bool)
+    bits = np.zeros(len(positions))
     steps = int(positions[:, 0].max()) + 1 if len(positions) else 0
     by_step = [np.flatnonzero(positions[:, 0] == step) for step in range(steps)]
     for step, _, targets, logits in stream_logits(model, stream, steps):
@@ -128,8 +130,12 @@ def evaluate_recall(model, documents, segment_length, batch_size=1):
         _, rows, columns = positions[picked].T
         if not np.array_equal(targets[rows, columns], answers["tokens"][picked]):
             raise RuntimeError("Answer positions do not match the stream's targets.")
-        predicted = logits[rows, columns].argmax(-1)
-        correct[picked] = predicted == answers["tokens"][picked]
+        picked_logits = logits[rows, columns].astype(np.float64)
+        correct[picked] = picked_logits.argmax(-1) == answers["tokens"][picked]
+        top = picked_logits.max(-1)
+        log_norm = np.log(np.exp(picked_logits - top[:, None]).sum(-1)) + top
+        target = np.take_along_axis(picked_logits, answers["tokens"][picked, None], -1)[:, 0]
+        bits[picked] = (log_norm - target) / np.log(2)
 
     def summary(mask):
         spans = answers["spans"][mask]
@@ -138,6 +144,7 @@ def evaluate_recall(model, documents, segment_length, batch_size=1):
             "accuracy": float(correct[mask].mean()) if mask.any() else 0.0,
             "answers": int(mask.sum()),
             "exact_match": float(np.mean(span_ok)) if span_ok else 0.0,
+            "bits": float(bits[mask].mean()) if mask.any() else 0.0,
         }
 
     distances = answers["distances"]

@@ -71,7 +71,16 @@ DROPPED = {
     },
 }
 # Arguments added since, and the value an old config loads with (the behaviour it was saved with).
-ADDED = {"KNNAttention": {"memory_placement": "device"}}
+ADDED = {
+    "KNNAttention": {
+        "memory_placement": "device",
+        # The copy options: off, as meliad's memory layer.
+        "use_position_bias": False,
+        "num_position_buckets": 32,
+        "max_position_distance": 128,
+        "smear_keys": False,
+    }
+}
 
 
 def test_every_legacy_attention_config_loads_as_it_was():

@@ -55,6 +55,20 @@ class MemorizingOptions:
         default=None,
         metadata={"help": "index of the memory layer (default: two thirds up, as meliad)"},
     )
+    local_position_bias: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "give the memory layer's local attention a T5 position bias (meliad's has none)"
+        },
+    )
+    smear_keys: bool = dataclasses.field(
+        default=False,
+        metadata={
+            "help": "mix each key of the memory layer with the previous token's (learned "
+            "weight): what followed a context can then be copied from the memory (not in "
+            "the paper)"
+        },
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +99,16 @@ def _without_position_bias(attention_options):
     return {k: v for k, v in attention_options.items() if k not in _POSITION_BIAS_OPTIONS}
 
 
+def _bucket_options(attention_options):
+    # Whether the memory layer's local attention has a position bias is the
+    # kind's `local_position_bias`; the sizes of its buckets are the stack's.
+    options = _without_position_bias(attention_options)
+    for name in _POSITION_BIAS_OPTIONS[1:]:
+        if name in attention_options:
+            options[name] = attention_options[name]
+    return options
+
+
 def _knn_blocks(sizes, options, attention_options):
     from keras_memory.memories.memorizing.knn_attention import KNNAttention
     from keras_memory.memories.transformer_xl.xl_attention import XLAttention
@@ -102,8 +126,10 @@ def _knn_blocks(sizes, options, attention_options):
                 num_neighbors=options.num_neighbors,
                 retrieval=options.retrieval,
                 memory_placement=options.memory_placement,
+                use_position_bias=options.local_position_bias,
+                smear_keys=options.smear_keys,
                 **common,
-                **_without_position_bias(attention_options),
+                **_bucket_options(attention_options),
             )
         return XLAttention(
             sizes.num_heads, sizes.head_dim, sizes.window_length, **common, **attention_options

@@ -5,10 +5,12 @@ from keras import ops
 
 from keras_memory.backend.scann_index import check_scann, memory_index
 from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_options
+from keras_memory.layers.relative_position_bias import check_bucket_options, layer_position_bias
+from keras_memory.layers.smeared_keys import SmearedKeys
 from keras_memory.layers.windowed_attention import WindowedAttention
 from keras_memory.memories.memorizing.host_placement import HostPlacement
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
-from keras_memory.ops.checks import check_int
+from keras_memory.ops.checks import check_bool, check_int
 from keras_memory.ops.knn import gather_memory, retrieve_top_k
 from keras_memory.ops.retrieval_methods import MEMORY_PLACEMENTS, RETRIEVAL_METHODS
 from keras_memory.ops.ring_buffer import (
@@ -91,6 +93,14 @@ class KNNAttention(HostPlacement, AttentionHeads):
         rotary_scaling: float. See `XLAttention`. Defaults to 1.
         rotary_trained_window: int or None. See `XLAttention`.
         num_registers: int. See `XLAttention`. Defaults to 0.
+        use_position_bias: bool. A T5 position bias in the local attention;
+            meliad's memory layer has none. Defaults to False.
+        num_position_buckets: int. See `XLAttention`. Defaults to 32.
+        max_position_distance: int. See `XLAttention`. Defaults to 128.
+        smear_keys: bool. Mix each key with the previous token's
+            (`keras_memory.layers.smeared_keys`), locally and in the memory,
+            so one layer can copy what followed a context. Not in the paper.
+            Defaults to False.
         **kwargs: base layer keyword arguments.
 
     Call arguments:
@@ -137,6 +147,10 @@ class KNNAttention(HostPlacement, AttentionHeads):
         rotary_trained_window=None,
         num_registers=0,
         memory_placement="device",
+        use_position_bias=False,
+        num_position_buckets=32,
+        max_position_distance=128,
+        smear_keys=False,
         **kwargs,
     ):
         super().__init__(
@@ -148,6 +162,18 @@ class KNNAttention(HostPlacement, AttentionHeads):
             **kwargs,
         )
         # The local attention: meliad's memory layer has no position bias.
+        self.use_position_bias = check_bool("use_position_bias", use_position_bias)
+        self.num_position_buckets, self.max_position_distance = check_bucket_options(
+            num_position_buckets,
+            max_position_distance,
+            names=("num_position_buckets", "max_position_distance"),
+        )
+        self.smear_keys = check_bool("smear_keys", smear_keys)
+        self.smearing = (
+            SmearedKeys(self.num_heads, self.head_dim, self.normalize_keys)
+            if self.smear_keys
+            else None
+        )
         self.window = WindowedAttention(
             self.num_heads,
             self.head_dim,
@@ -215,6 +241,9 @@ class KNNAttention(HostPlacement, AttentionHeads):
         self.build_heads(input_shape)
         for name, weight in self.window.build(self).items():
             setattr(self, name, weight)
+        self.position_bias = layer_position_bias(self)
+        if self.smearing is not None:
+            self.key_smear = self.smearing.build(self)
         self.build_state(input_shape[0])
         self.built = True
 
@@ -226,11 +255,14 @@ class KNNAttention(HostPlacement, AttentionHeads):
         else:
             sizes = (self.memory_size, self.num_heads, self.head_dim)
             memory = memory_state_shapes(batch_size, *sizes)
+        if self.smearing is not None:
+            memory.update(self.smearing.state_shapes(batch_size))
         return {**self.window.state_shapes(batch_size), **memory}
 
     def segment_state_names(self):
         # The memory is written after the segment that searched it.
         memory = set(self.state_shapes(None)) - set(self.window.state_shapes(None))
+        memory.discard("smear_key")  # carried call to call, like the cache
         return (*self.window.segment_state_names(), *sorted(memory))
 
     def check_segment_length(self, length):
@@ -240,9 +272,19 @@ class KNNAttention(HostPlacement, AttentionHeads):
     def call_with_state(self, x, state, reset, training):
         self.check_segment_length(x.shape[1])
         queries, keys, values = self.project_qkv(x)
+        if self.smearing is not None:
+            keys, smear_key = self.smearing(keys, state, reset)
         local, new_state = self.window(
-            queries, keys, values, state, reset, logit_scale=self.logit_scale(self.attention_scale)
+            queries,
+            keys,
+            values,
+            state,
+            reset,
+            position_bias=self.position_bias,
+            logit_scale=self.logit_scale(self.attention_scale),
         )
+        if self.smearing is not None:
+            new_state["smear_key"] = smear_key
         if self.host_memory is not None:
             return self.call_host_memory(queries, keys, values, local, state, new_state, reset)
 
@@ -270,6 +312,11 @@ class KNNAttention(HostPlacement, AttentionHeads):
         # write by a step (a window re-read would write it again).
         if self.retrieval == "scann" and self.host_memory is None:
             return None
+        if self.smearing is not None:
+            # A token's key needs the previous token's before smearing, which
+            # the buffers (holding smeared keys) lack: decode by window re-reads,
+            # which carry it in the state.
+            return None
         return self.window.step_buffers(state, batch_size)
 
     def decode_step(self, x, position, buffers, state, previous_valid):
@@ -283,6 +330,7 @@ class KNNAttention(HostPlacement, AttentionHeads):
             state,
             position,
             previous_valid,
+            position_bias=self.position_bias,
             logit_scale=self.logit_scale(self.attention_scale),
         )
         if self.host_memory is not None:
@@ -335,6 +383,10 @@ class KNNAttention(HostPlacement, AttentionHeads):
                 "retrieval": self.retrieval,
                 "chunk_size": self.chunk_size,
                 "memory_placement": self.memory_placement,
+                "use_position_bias": self.use_position_bias,
+                "num_position_buckets": self.num_position_buckets,
+                "max_position_distance": self.max_position_distance,
+                "smear_keys": self.smear_keys,
             }
         )
         return config

@@ -5,8 +5,8 @@ from keras import ops
 
 from keras_memory.layers.attention_heads import AttentionHeads
 from keras_memory.layers.relative_position_bias import (
-    RelativePositionBias,
     check_bucket_options,
+    layer_position_bias,
 )
 from keras_memory.layers.windowed_attention import WindowedAttention
 from keras_memory.memories.transformer_xl.recurrent_reader import RecurrentStateReader
@@ -193,14 +193,7 @@ class XLAttention(AttentionHeads):
         # variables: attention scale, registers, recurrent scale.
         self.build_heads(input_shape, (1 + self.read_recurrent_state) * self.inner_dim)
         if self.use_position_bias:
-            self.position_bias = RelativePositionBias(
-                self.num_heads,
-                num_buckets=self.num_position_buckets,
-                max_distance=self.max_position_distance,
-                dtype=self.dtype_policy,
-                name="position_bias",
-            )
-            self.position_bias.build()
+            self.position_bias = layer_position_bias(self)
         for name, weight in self.window.build(self).items():
             setattr(self, name, weight)
         if self.reader is not None:

@@ -179,5 +179,6 @@ def test_old_configs_load_and_the_window_options_are_honoured():
     assert (layer.rotary, layer.num_registers) == ("standard", 2)
     with pytest.raises(ValueError, match="KNNAttention does not take `read_recurrent_state`"):
         KNNAttention.from_config(dict(config, read_recurrent_state=True))
-    with pytest.raises(ValueError, match="use_position_bias"):
-        KNNAttention(H, D, W, use_position_bias=True)
+    # A position bias is an option of the local attention now (off, as meliad's).
+    assert layer.use_position_bias is False
+    assert make_layer(use_position_bias=True).position_bias is not None
