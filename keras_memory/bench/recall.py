@@ -107,11 +107,7 @@ def train_and_measure(
         np.random.default_rng(seed + 1), 4 * batch_size, eval_segments * segment, window
     )
     predictions = predict_answers(model, tokens, segment, batch_size)
-    correct = predictions == targets
-    recall = {
-        int(d): round(float(correct[distance == d].mean()), 4)
-        for d in np.unique(distance[distance > 0])
-    }
+    recall = {d: round(a, 4) for d, a in recall_curve(predictions, targets, distance).items()}
     return {
         "model": name,
         **options,
@@ -162,6 +158,12 @@ def predict_answers(model, tokens, segment, batch_size):
             logits = model.predict_on_batch(inputs)
             predictions[rows, start : start + segment] = np.argmax(logits, -1)
     return predictions
+
+
+def recall_curve(predictions, targets, distance):
+    """`{distance: accuracy}` of the scored questions (`distance > 0`) of `fact_documents`."""
+    correct = predictions == targets
+    return {int(d): float(correct[distance == d].mean()) for d in np.unique(distance[distance > 0])}
 
 
 def describe_tokens(tokens):

@@ -48,8 +48,7 @@ def run_recall_demo(workdir, iterations, seed):
             RECALL_MODELS[name], WINDOW, SEGMENT, TRAIN_SEGMENTS, iterations, BATCH, 3e-3, seed
         )
         predictions = recall.predict_answers(model, tokens, SEGMENT, BATCH)
-        correct = predictions == targets
-        curve = {int(d): float(correct[distance == d].mean()) for d in np.unique(distance) if d}
+        curve = recall.recall_curve(predictions, targets, distance)
         records.append(
             {
                 "model": name,

@@ -33,6 +33,22 @@ def stream_logits(model, stream, num_steps):
             model.reset_state()
 
 
+def token_nats(logits, targets):
+    """Cross-entropy (nats) of each target token, in float64.
+
+    Args:
+        logits: float array `(..., vocab)`.
+        targets: int array `(...)`.
+
+    Returns:
+        A float64 array of `targets`' shape.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    top = logits.max(-1)
+    log_norm = np.log(np.exp(logits - top[..., None]).sum(-1)) + top
+    return log_norm - np.take_along_axis(logits, np.asarray(targets)[..., None], -1)[..., 0]
+
+
 def target_nats(logits, targets, pad_id):
     """Summed cross-entropy (nats) of the non-padding targets, and their count.
 
@@ -44,12 +60,8 @@ def target_nats(logits, targets, pad_id):
     Returns:
         `(nats, tokens)`: a float and an int.
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    top = logits.max(-1)
-    log_norm = np.log(np.exp(logits - top[..., None]).sum(-1)) + top
-    picked = np.take_along_axis(logits, targets[..., None], -1)[..., 0]
     mask = targets != pad_id
-    return float(((log_norm - picked) * mask).sum()), int(mask.sum())
+    return float((token_nats(logits, targets) * mask).sum()), int(mask.sum())
 
 
 def evaluate_bits_per_token(model, stream, max_steps=None):

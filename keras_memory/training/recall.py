@@ -5,7 +5,7 @@ import numpy as np
 from keras_memory.data import synthetic
 from keras_memory.data.streaming import SegmentStream
 from keras_memory.data.tokenizers.byte_tokenizer import ByteTokenizer
-from keras_memory.training.evaluation import stream_logits
+from keras_memory.training.evaluation import stream_logits, token_nats
 
 
 def recall_stream(documents, segment_length, batch_size=1):
@@ -130,12 +130,9 @@ def evaluate_recall(model, documents, segment_length, batch_size=1):
         _, rows, columns = positions[picked].T
         if not np.array_equal(targets[rows, columns], answers["tokens"][picked]):
             raise RuntimeError("Answer positions do not match the stream's targets.")
-        picked_logits = logits[rows, columns].astype(np.float64)
+        picked_logits = logits[rows, columns]
         correct[picked] = picked_logits.argmax(-1) == answers["tokens"][picked]
-        top = picked_logits.max(-1)
-        log_norm = np.log(np.exp(picked_logits - top[:, None]).sum(-1)) + top
-        target = np.take_along_axis(picked_logits, answers["tokens"][picked, None], -1)[:, 0]
-        bits[picked] = (log_norm - target) / np.log(2)
+        bits[picked] = token_nats(picked_logits, answers["tokens"][picked]) / np.log(2)
 
     def summary(mask):
         spans = answers["spans"][mask]

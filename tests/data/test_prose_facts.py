@@ -71,6 +71,14 @@ def test_bad_arguments_are_refused_by_name(arguments, name):
         prose_fact_documents(PROSE, **arguments)
 
 
+def test_the_command_line_names_the_same_passage_sources():
+    # The command line keeps its own copy: it lists flags before Keras is imported.
+    from keras_memory.cli.corpora import NAMED_PASSAGES as CLI_NAMES
+    from keras_memory.data.prose_facts import NAMED_PASSAGES
+
+    assert CLI_NAMES == NAMED_PASSAGES
+
+
 def test_passages_come_from_the_named_sources_or_refuse_a_path_without_text(tmp_path):
     topics = python_docs_corpus()
     assert len(topics.names) > 50 and sum(map(len, topics.texts)) > 300_000
