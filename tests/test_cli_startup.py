@@ -222,6 +222,11 @@ def test_lazy_names_are_the_classes_themselves():
             ["--memory-dropout", "1.5"],
             "argument --memory-dropout: expected a number >= 0.0 and <= 1.0; got '1.5'",
         ),
+        (["--memory-scale", "0"], "argument --memory-scale: expected a number > 0; got '0'"),
+        (
+            ["--memory-gate-bias", "inf"],
+            "argument --memory-gate-bias: expected a number (finite); got 'inf'",
+        ),
     ],
 )
 def test_a_bad_kind_flag_is_refused_naming_the_flag(argv, message, capsys):

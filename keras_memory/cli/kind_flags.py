@@ -20,7 +20,7 @@ import dataclasses
 import re
 import typing
 
-from keras_memory.cli.values import float_within, int_at_least, memory_size
+from keras_memory.cli.values import float_within, int_at_least, memory_size, positive_float
 from keras_memory.models.presets import MEMORY_SIZES
 
 DEFAULT_KIND = "xl"
@@ -40,6 +40,7 @@ OVERRIDES = {
         "backend's approx_max_k, or a ScaNN index on the host (default: exact with the "
         "memory on the device, scann with it on the host)",
     },
+    "memory_scale": {"type": positive_float},
     # The layers read 0 as "no such memory".
     "short_term_memory_size": {"minimum": 0},
     "long_term_memory_size": {"minimum": 0},

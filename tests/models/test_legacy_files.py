@@ -79,6 +79,9 @@ ADDED = {
         "num_position_buckets": 32,
         "max_position_distance": 128,
         "smear_keys": False,
+        # The read-out options: the paper's gate start and shared scale.
+        "memory_gate_bias": 0.0,
+        "memory_scale": None,
     }
 }
 

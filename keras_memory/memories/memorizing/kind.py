@@ -69,6 +69,20 @@ class MemorizingOptions:
             "the paper)"
         },
     )
+    memory_gate_bias: float = dataclasses.field(
+        default=0.0,
+        metadata={
+            "help": "initial logit of the memory layer's per-head gate: 0 starts at one half "
+            "(the paper), negative values with the memory mostly shut"
+        },
+    )
+    memory_scale: float | None = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "give the memory's softmax a learned logit scale of its own, starting at "
+            "this value (default: it shares the local attention's, as in the paper)"
+        },
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +142,8 @@ def _knn_blocks(sizes, options, attention_options):
                 memory_placement=options.memory_placement,
                 use_position_bias=options.local_position_bias,
                 smear_keys=options.smear_keys,
+                memory_gate_bias=options.memory_gate_bias,
+                memory_scale=options.memory_scale,
                 **common,
                 **_bucket_options(attention_options),
             )

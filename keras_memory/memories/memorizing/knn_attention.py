@@ -9,7 +9,8 @@ from keras_memory.layers.relative_position_bias import check_bucket_options, lay
 from keras_memory.layers.smeared_keys import SmearedKeys
 from keras_memory.layers.windowed_attention import WindowedAttention
 from keras_memory.memories.memorizing.host_placement import HostPlacement
-from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
+from keras_memory.memories.memorizing.memory_readout import MemoryReadout
+from keras_memory.ops.attention import MASKED_LOGIT
 from keras_memory.ops.checks import check_bool, check_int
 from keras_memory.ops.knn import gather_memory, retrieve_top_k
 from keras_memory.ops.retrieval_methods import MEMORY_PLACEMENTS, RETRIEVAL_METHODS
@@ -22,7 +23,7 @@ from keras_memory.ops.ring_buffer import (
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class KNNAttention(HostPlacement, AttentionHeads):
+class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
     """Memorizing Transformer attention: sliding window + XL cache + kNN memory.
 
     Each head attends twice: locally (causal sliding window over the segment
@@ -31,7 +32,9 @@ class KNNAttention(HostPlacement, AttentionHeads):
     keys score highest against its query (one softmax over those `k`). The
     two results are mixed per head by a learned gate `g = sigmoid(b)`, `b`
     initialised to 0 (so `g = 0.5`): `y = (1 - g) * local + g * memory`,
-    before the output projection.
+    before the output projection (`keras_memory.memories.memorizing.
+    memory_readout`; two options change the gate's start and the memory's
+    logit scale).
 
     The memory holds, per batch row and head, the (normalised) keys and the
     values of the last `memory_size` tokens of the document, in a ring
@@ -101,6 +104,12 @@ class KNNAttention(HostPlacement, AttentionHeads):
             (`keras_memory.layers.smeared_keys`), locally and in the memory,
             so one layer can copy what followed a context. Not in the paper.
             Defaults to False.
+        memory_gate_bias: float. The gate's initial logit: 0 (the paper)
+            starts at one half, negative values with the memory mostly
+            shut. Defaults to 0.
+        memory_scale: float or None. A learned per-head scale of the
+            memory's logits of its own, initialised to this value; None
+            (the paper) shares the local attention's. Defaults to None.
         **kwargs: base layer keyword arguments.
 
     Call arguments:
@@ -151,6 +160,8 @@ class KNNAttention(HostPlacement, AttentionHeads):
         num_position_buckets=32,
         max_position_distance=128,
         smear_keys=False,
+        memory_gate_bias=0.0,
+        memory_scale=None,
         **kwargs,
     ):
         super().__init__(
@@ -169,6 +180,7 @@ class KNNAttention(HostPlacement, AttentionHeads):
             names=("num_position_buckets", "max_position_distance"),
         )
         self.smear_keys = check_bool("smear_keys", smear_keys)
+        self.init_readout(memory_gate_bias, memory_scale)
         self.smearing = (
             SmearedKeys(self.num_heads, self.head_dim, self.normalize_keys)
             if self.smear_keys
@@ -234,16 +246,16 @@ class KNNAttention(HostPlacement, AttentionHeads):
     def build(self, input_shape):
         self._check_build_shape(input_shape)
         # Creation order is the saved files' order of the layer's own
-        # variables: memory gate, attention scale, registers.
-        self.memory_gate = self.add_weight(
-            name="memory_gate", shape=(self.num_heads,), initializer="zeros"
-        )
+        # variables: memory gate, attention scale, registers, then the
+        # options' weights in the order they were added.
+        self.build_gate()
         self.build_heads(input_shape)
         for name, weight in self.window.build(self).items():
             setattr(self, name, weight)
         self.position_bias = layer_position_bias(self)
         if self.smearing is not None:
             self.key_smear = self.smearing.build(self)
+        self.build_memory_scale()
         self.build_state(input_shape[0])
         self.built = True
 
@@ -302,10 +314,6 @@ class KNNAttention(HostPlacement, AttentionHeads):
         )
         return self.project_output(outputs), new_state
 
-    def _gated(self, local, remembered):
-        gate = ops.cast(ops.reshape(ops.sigmoid(self.memory_gate), (1, 1, -1, 1)), local.dtype)
-        return (1 - gate) * local + gate * ops.cast(remembered, local.dtype)
-
     def step_buffers(self, state, batch_size, segment_length):
         # The device ring's ScaNN index is searched by segment: that layer
         # decodes by window re-reads. A host memory is searched without a
@@ -361,18 +369,6 @@ class KNNAttention(HostPlacement, AttentionHeads):
         values = gather_memory(memory_values, indices)
         return self._attend_retrieved(queries, keys, values, found)
 
-    def _attend_retrieved(self, queries, keys, values, found):
-        """One softmax over each query's retrieved entries `(batch, heads, S, k, dim)`."""
-        # In the memory's precision, as the search scored them: casting the
-        # retrieved keys down would be a pass over the largest tensor here.
-        scores = ops.einsum("bqhd,bhqkd->bhqk", ops.cast(queries, keys.dtype), keys)
-        scores = ops.where(found, ops.cast(scores, "float32"), MASKED_LOGIT)
-        if self.normalize_keys:
-            scale = ops.cast(ops.abs(self.attention_scale), scores.dtype)  # autocast: bfloat16
-            scores = scores * ops.reshape(scale, (1, -1, 1, 1))
-        weights = safe_softmax(scores, found)  # (batch, heads, S, k)
-        return ops.einsum("bhqk,bhqkd->bqhd", weights, values)
-
     def get_config(self):
         config = super().get_config()
         config.update(self.window.get_config())
@@ -387,6 +383,7 @@ class KNNAttention(HostPlacement, AttentionHeads):
                 "num_position_buckets": self.num_position_buckets,
                 "max_position_distance": self.max_position_distance,
                 "smear_keys": self.smear_keys,
+                **self.readout_config(),
             }
         )
         return config
