@@ -20,7 +20,7 @@ from keras_memory.bench.configs import QUALITY_BASELINE
 from keras_memory.bench.configs import QUALITY_MODELS as MODELS
 from keras_memory.data import ByteTokenizer, SegmentStream, kjv_corpus, python_source_corpus
 from keras_memory.memories import get_kind
-from keras_memory.models import PRESETS, MemoryLM, rebuild_model
+from keras_memory.models import PRESETS, MemoryLM, rebuild_model, warm_start_model
 from keras_memory.training import evaluate_bits_per_token, memory_footprint
 
 
@@ -49,6 +49,7 @@ def train_and_score(
     seed=0,
     options=None,
     eval_memory_sizes=(),
+    pretrain_steps=0,
 ):
     """Trains model `name` of `MODELS` (or `options`) and scores it.
 
@@ -68,6 +69,10 @@ def train_and_score(
         eval_memory_sizes: sequence of ints. For a memorizing model, also
             score the trained weights with each of these memory sizes
             (`rebuild_model`): what more memory buys the same model.
+        pretrain_steps: int. The paper's fine-tuning route: first train an
+            `xl` model of the same sizes for this many steps, start the model
+            from its weights (`warm_start_model`) and train it `steps` more
+            on the stream that follows. 0 (the default) trains from scratch.
 
     Returns:
         A dict: the model's options, `validation_bits_per_byte`, the
@@ -78,17 +83,23 @@ def train_and_score(
     segment = PRESETS[preset]["segment_length"]
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = MemoryLM.from_preset(preset, stateful=True, **options)
-    model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
     train = SegmentStream(train_documents, batch_size, segment, seed=seed)
-    if steps > len(train):
-        raise ValueError(f"`steps` ({steps}) exceeds one epoch of the stream ({len(train)}).")
-    model.build_from_data(train)
+    if pretrain_steps + steps > len(train):
+        raise ValueError(
+            f"`pretrain_steps` + `steps` ({pretrain_steps + steps}) exceeds one epoch of the "
+            f"stream ({len(train)})."
+        )
     losses = []
     started = time.perf_counter()
-    for step in range(steps):
-        inputs, targets = train[step]
-        losses.append(float(model.train_on_batch(inputs, targets)))
+    if pretrain_steps:
+        # Made first, so it starts as an `xl` model trained from scratch would.
+        xl_options = {k: v for k, v in options.items() if k in XL_SIZE_OPTIONS}
+        pretrained = _compiled(preset, {**xl_options, "kind": "xl"}, learning_rate, train)
+        losses += _train(pretrained, train, range(pretrain_steps))
+    model = _compiled(preset, options, learning_rate, train)
+    if pretrain_steps:
+        warm_start_model(model, pretrained)
+    losses += _train(model, train, range(pretrain_steps, pretrain_steps + steps))
     train_seconds = time.perf_counter() - started
     validation = SegmentStream(validation_documents, batch_size, segment)
     started = time.perf_counter()
@@ -109,6 +120,7 @@ def train_and_score(
         **options,
         "preset": preset,
         "steps": steps,
+        **({"pretrain_steps": pretrain_steps} if pretrain_steps else {}),
         "batch_size": batch_size,
         "segment_length": segment,
         "learning_rate": learning_rate,
@@ -126,6 +138,31 @@ def train_and_score(
     }
 
 
+# What an `xl` model shares with a sweep point's model, for `pretrain_steps`.
+XL_SIZE_OPTIONS = (
+    "hidden_dim",
+    "num_heads",
+    "head_dim",
+    "intermediate_dim",
+    "num_layers",
+    "window_length",
+    "segment_length",
+    "vocab_size",
+)
+
+
+def _compiled(preset, options, learning_rate, stream):
+    model = MemoryLM.from_preset(preset, stateful=True, **options)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate))
+    model.build_from_data(stream)
+    return model
+
+
+def _train(model, stream, steps):
+    """Per-step training losses (nats) over the stream's steps `steps`."""
+    return [float(model.train_on_batch(*stream[step])) for step in steps]
+
+
 def run_quality(
     corpora=("code", "kjv"), models=tuple(MODELS), report=print, overrides=None, **train_options
 ):
@@ -138,7 +175,7 @@ def run_quality(
         overrides: dict or None. `MemoryLM.from_preset` options added to
             every model's (a sweep point), recorded as `overrides`.
         **train_options: passed to `train_and_score` (`steps`, `eval_steps`,
-            `preset`, `batch_size`, `learning_rate`, `seed`).
+            `preset`, `batch_size`, `learning_rate`, `seed`, `pretrain_steps`).
 
     Returns:
         The list of records, each with `corpus`, `backend`, `device` and `date`.
@@ -198,6 +235,7 @@ def main(args):
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
+        pretrain_steps=args.pretrain_steps,
         eval_memory_sizes=[int(x) for x in args.eval_memory_sizes.split(",") if x],
     )
     if args.plot:

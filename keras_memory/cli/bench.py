@@ -135,6 +135,7 @@ def _add_recall(parser):
 
 def _add_quality(parser):
     from keras_memory.bench.configs import QUALITY_CORPORA, QUALITY_MODELS
+    from keras_memory.cli.values import non_negative_int
 
     parser.add_argument(
         "--corpora",
@@ -155,6 +156,14 @@ def _add_quality(parser):
     parser.add_argument("--batch-size", type=int, default=8, help="Rows (documents) per step.")
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW rate.")
     parser.add_argument("--seed", type=int, default=0, help="Initialisation and order seed.")
+    parser.add_argument(
+        "--pretrain-steps",
+        type=non_negative_int,
+        default=0,
+        help="The paper's fine-tuning route: train xl this many steps first, start each model "
+        "from its weights (warm_start_model), then train --steps more (default 0: from "
+        "scratch).",
+    )
     parser.add_argument(
         "--eval-memory-sizes",
         default="",

@@ -13,7 +13,11 @@ if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
     from keras_memory.models.rebuild import rebuild_model
     from keras_memory.models.retrofit_lm import RetrofitLM
     from keras_memory.models.segment_lm import SegmentLM
-    from keras_memory.models.warm_start import resize_vocabulary, warm_start_embedding
+    from keras_memory.models.warm_start import (
+        resize_vocabulary,
+        warm_start_embedding,
+        warm_start_model,
+    )
 
 # The models are imported on first use (a module `__getattr__`), not here:
 # the presets are plain data the command line reads before Keras (and so its
@@ -28,6 +32,7 @@ _LAZY = {
     "rebuild_model": "keras_memory.models.rebuild",
     "resize_vocabulary": "keras_memory.models.warm_start",
     "warm_start_embedding": "keras_memory.models.warm_start",
+    "warm_start_model": "keras_memory.models.warm_start",
 }
 
 
@@ -47,4 +52,5 @@ __all__ = [
     "rebuild_model",
     "resize_vocabulary",
     "warm_start_embedding",
+    "warm_start_model",
 ]

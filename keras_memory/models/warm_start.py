@@ -1,4 +1,4 @@
-"""Starting a memory LM's word embedding from a pretrained model, and resizing it."""
+"""Starting a memory LM from a trained model (its embedding, or every shared weight)."""
 
 import numpy as np
 from keras import ops
@@ -95,3 +95,66 @@ def resize_vocabulary(model, vocab_size, seed=0):
         else:
             target.assign(ops.copy(source))
     return copy
+
+
+def warm_start_model(model, source):
+    """Starts `model` from a trained `source`: every weight the two share is copied.
+
+    The Memorizing Transformer paper's route to a memory (Wu et al., 2022):
+    train a model without one, add the memory and fine-tune briefly. Build the model
+    with the memory from the same preset as `source` (same sizes), call this,
+    and train on: the embedding, the norms, every feed-forward and every
+    attention projection come from `source`, and only what `source` lacks
+    (the memory layer's gate, a scale or smearing weight of its own) starts
+    fresh. Weights are matched by their path below the model
+    (`block_1/attention_1/qkv_projection/kernel`); the memory state is not a
+    weight and starts empty.
+
+    Args:
+        model: a built `MemoryLM` (or `MelodiLM`), e.g. kind `"memorizing"`.
+        source: a built model of the same class and sizes, e.g. a trained
+            `"xl"` model or one loaded with `keras.saving.load_model`.
+
+    Returns:
+        The paths of `model`'s weights that `source` lacks (they keep their
+        initial values).
+
+    Example:
+    ```python
+    xl = keras_memory.models.MemoryLM.from_preset("tiny", kind="xl")
+    ...  # build and train xl
+    memorizing = keras_memory.models.MemoryLM.from_preset(
+        "tiny", kind="memorizing", memory_size=2048, local_position_bias=True
+    )
+    memorizing.build({"tokens": (8, 128), "reset": (8,)})
+    print(keras_memory.models.warm_start_model(memorizing, xl))
+    # ['block_1/attention_1/memory_gate']
+    ```
+    """
+    for name, value in (("model", model), ("source", source)):
+        if not getattr(value, "built", False) or not hasattr(value, "blocks"):
+            raise ValueError(
+                f"`{name}` must be a built memory model (a MemoryLM called once, built or "
+                f"loaded); got {type(value).__name__}."
+            )
+    sources = {_path_below_model(w): w for w in model_weights(source)}
+    targets = {_path_below_model(w): w for w in model_weights(model)}
+    shared = [path for path in targets if path in sources]
+    if not shared:
+        raise ValueError("`model` and `source` share no weight: build them from the same preset.")
+    for path in shared:
+        if tuple(targets[path].shape) != tuple(sources[path].shape):
+            raise ValueError(
+                f"`model` and `source` differ in size at {path}: {tuple(targets[path].shape)} "
+                f"vs {tuple(sources[path].shape)}; build them from the same preset and sizes."
+            )
+    for path in shared:
+        # A copy, not the same buffer: JAX's jitted steps donate their
+        # variables' buffers, which would delete the source's weights.
+        targets[path].assign(ops.copy(ops.cast(sources[path].value, targets[path].dtype)))
+    return [path for path in targets if path not in sources]
+
+
+def _path_below_model(weight):
+    # `xl_lm/block_0/...` and `memorizing_lm/block_0/...` name the same place.
+    return weight.path.split("/", 1)[1]

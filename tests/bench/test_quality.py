@@ -69,3 +69,28 @@ def test_bench_quality_command_writes_records_and_figures(tmp_path, capsys):
     assert [r["model"] for r in printed] == ["local", "xl"] and "losses" not in printed[0]
     assert (tmp_path / "figures" / "quality_memory.png").stat().st_size > 10_000
     assert (tmp_path / "figures" / "quality_losses.png").stat().st_size > 10_000
+
+
+def test_the_fine_tuning_route_starts_the_memory_model_from_the_trained_xl():
+    train, validation = documents(16, 600, 0), documents(3, 500, 1)
+    xl = train_and_score("xl", train, validation, steps=3, eval_steps=2)
+    # A memory layer with its gate shut computes what the XL layer it
+    # replaced computes: with no step after the warm start, the same score.
+    shut = {"kind": "memorizing", "memory_size": 256, "local_position_bias": True}
+    warm = train_and_score(
+        "memory",
+        train,
+        validation,
+        steps=0,
+        eval_steps=2,
+        pretrain_steps=3,
+        options={**shut, "memory_gate_bias": -30.0},
+    )
+    assert warm["pretrain_steps"] == 3 and "pretrain_steps" not in xl
+    assert warm["losses"] == xl["losses"]
+    assert abs(warm["validation_bits_per_byte"] - xl["validation_bits_per_byte"]) < 2e-4
+    # Fine-tuned on, it trains from there: the stream goes on after step 3.
+    tuned = train_and_score(
+        "memory", train, validation, steps=2, eval_steps=2, pretrain_steps=3, options=shut
+    )
+    assert tuned["losses"][:3] == xl["losses"] and len(tuned["losses"]) == 5
