@@ -18,7 +18,13 @@ import numpy as np
 from keras_memory.backend.device import device_name
 from keras_memory.bench.configs import QUALITY_BASELINE
 from keras_memory.bench.configs import QUALITY_MODELS as MODELS
-from keras_memory.data import ByteTokenizer, SegmentStream, kjv_corpus, python_source_corpus
+from keras_memory.data import (
+    ByteTokenizer,
+    SegmentStream,
+    kjv_corpus,
+    make_tokenizer,
+    python_source_corpus,
+)
 from keras_memory.memories import get_kind
 from keras_memory.models import PRESETS, MemoryLM, rebuild_model, warm_start_model
 from keras_memory.training import evaluate_bits_per_token, memory_footprint
@@ -164,7 +170,13 @@ def _train(model, stream, steps):
 
 
 def run_quality(
-    corpora=("code", "kjv"), models=tuple(MODELS), report=print, overrides=None, **train_options
+    corpora=("code", "kjv"),
+    models=tuple(MODELS),
+    report=print,
+    overrides=None,
+    tokenizer="bytes",
+    vocab_size=4096,
+    **train_options,
 ):
     """Trains and scores every model on every corpus; yields one record each.
 
@@ -174,6 +186,12 @@ def run_quality(
         report: callable taking each record as it is made (e.g. a JSON writer).
         overrides: dict or None. `MemoryLM.from_preset` options added to
             every model's (a sweep point), recorded as `overrides`.
+        tokenizer: str. `"bytes"`, or `"sentencepiece"` / `"bpe"`: a subword
+            vocabulary of at most `vocab_size` trained on each corpus's
+            training split (`make_tokenizer`); the models get its size. A
+            subword record's `validation_bits_per_byte` is its bits per token
+            over the validation split's mean bytes per token (both recorded).
+        vocab_size: int. The subword vocabulary's largest size.
         **train_options: passed to `train_and_score` (`steps`, `eval_steps`,
             `preset`, `batch_size`, `learning_rate`, `seed`, `pretrain_steps`).
 
@@ -186,10 +204,13 @@ def run_quality(
             f"Unknown model or corpus {unknown}; models: {list(MODELS)}, corpora: {list(CORPORA)}."
         )
     records = []
-    tokenizer = ByteTokenizer()
     for corpus_name in corpora:
-        train = CORPORA[corpus_name]("train").tokenize(tokenizer)
-        validation = CORPORA[corpus_name]("validation").tokenize(tokenizer)
+        train_texts = CORPORA[corpus_name]("train")
+        validation_texts = CORPORA[corpus_name]("validation")
+        subwords = _tokenizer(tokenizer, train_texts, vocab_size)
+        train = train_texts.tokenize(subwords)
+        validation = validation_texts.tokenize(subwords)
+        vocabulary = {} if tokenizer == "bytes" else {"vocab_size": subwords.vocab_size}
         for name in models:
             record = {
                 "benchmark": "quality",
@@ -198,7 +219,7 @@ def run_quality(
                     name,
                     train,
                     validation,
-                    options={**MODELS[name], **(overrides or {})},
+                    options={**MODELS[name], **vocabulary, **(overrides or {})},
                     **train_options,
                 ),
                 "overrides": overrides or {},
@@ -206,9 +227,35 @@ def run_quality(
                 "device": device_name(),
                 "date": datetime.date.today().isoformat(),
             }
+            if tokenizer != "bytes":
+                record.update(_per_byte(record, validation_texts, validation, tokenizer))
             records.append(record)
             report(record)
     return records
+
+
+def _tokenizer(name, corpus, vocab_size):
+    if name == "bytes":
+        return ByteTokenizer()
+    if name not in ("sentencepiece", "bpe"):
+        raise ValueError(f"`tokenizer` must be bytes, sentencepiece or bpe; got {name!r}.")
+    return make_tokenizer(name, corpus.texts, vocab_size=vocab_size)
+
+
+def _per_byte(record, corpus, documents, tokenizer):
+    """A subword record's figures per byte: bits per token over bytes per token."""
+    bytes_per_token = corpus.num_bytes() / sum(len(d) for d in documents)
+    bits_per_token = record["validation_bits_per_byte"]
+    return {
+        "tokenizer": tokenizer,
+        "validation_bits_per_token": bits_per_token,
+        "bytes_per_token": round(bytes_per_token, 4),
+        "validation_bits_per_byte": round(bits_per_token / bytes_per_token, 4),
+        "final_train_bits_per_token": record["final_train_bits_per_byte"],
+        "final_train_bits_per_byte": round(
+            record["final_train_bits_per_byte"] / bytes_per_token, 4
+        ),
+    }
 
 
 def main(args):
@@ -236,6 +283,8 @@ def main(args):
         learning_rate=args.learning_rate,
         seed=args.seed,
         pretrain_steps=args.pretrain_steps,
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
         eval_memory_sizes=[int(x) for x in args.eval_memory_sizes.split(",") if x],
     )
     if args.plot:

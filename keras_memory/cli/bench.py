@@ -135,7 +135,7 @@ def _add_recall(parser):
 
 def _add_quality(parser):
     from keras_memory.bench.configs import QUALITY_CORPORA, QUALITY_MODELS
-    from keras_memory.cli.values import non_negative_int
+    from keras_memory.cli.values import non_negative_int, positive_int
 
     parser.add_argument(
         "--corpora",
@@ -156,6 +156,19 @@ def _add_quality(parser):
     parser.add_argument("--batch-size", type=int, default=8, help="Rows (documents) per step.")
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="AdamW rate.")
     parser.add_argument("--seed", type=int, default=0, help="Initialisation and order seed.")
+    parser.add_argument(
+        "--tokenizer",
+        default="bytes",
+        choices=("bytes", "sentencepiece", "bpe"),
+        help="bytes (the default), or a subword vocabulary trained on each corpus's training "
+        "split; bits per byte are then bits per token over the validation bytes per token.",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=positive_int,
+        default=4096,
+        help="Largest subword vocabulary for --tokenizer sentencepiece|bpe.",
+    )
     parser.add_argument(
         "--pretrain-steps",
         type=non_negative_int,

@@ -5,7 +5,7 @@ import numpy as np
 
 from keras_memory.bench.quality import train_and_score
 from keras_memory.cli import main
-from keras_memory.data import SegmentStream
+from keras_memory.data import Corpus, SegmentStream
 
 
 def documents(count, length, seed):
@@ -94,3 +94,31 @@ def test_the_fine_tuning_route_starts_the_memory_model_from_the_trained_xl():
         "memory", train, validation, steps=2, eval_steps=2, pretrain_steps=3, options=shut
     )
     assert tuned["losses"][:3] == xl["losses"] and len(tuned["losses"]) == 5
+
+
+def test_a_subword_vocabulary_is_trained_per_corpus_and_scored_per_byte(monkeypatch):
+    from keras_memory.bench import quality
+    from keras_memory.data import python_source_corpus
+
+    source = python_source_corpus("train", max_documents=12)
+    small = {"train": source.texts[:10], "validation": source.texts[10:]}
+    monkeypatch.setattr(
+        quality,
+        "CORPORA",
+        {"small": lambda split: Corpus(list(small[split]), small[split], {})},
+    )
+    (record,) = quality.run_quality(
+        corpora=("small",),
+        models=("xl",),
+        report=lambda record: None,
+        tokenizer="bpe",
+        vocab_size=400,
+        steps=2,
+        eval_steps=1,
+    )
+    assert record["tokenizer"] == "bpe" and 259 < record["vocab_size"] <= 400
+    assert record["bytes_per_token"] > 1.2  # merges make tokens longer than a byte
+    per_byte = record["validation_bits_per_token"] / record["bytes_per_token"]
+    assert abs(record["validation_bits_per_byte"] - per_byte) < 1e-3
+    # An untrained model spreads its bets over the whole vocabulary.
+    assert abs(record["validation_bits_per_token"] - math.log2(record["vocab_size"])) < 1.5
