@@ -49,7 +49,7 @@ def lever_label(record):
     return label
 
 
-def quality_gaps(records):
+def quality_gaps(records, baseline="xl"):
     """Pairs every memory record with its `xl` twin (same corpus, steps, seed, sizes).
 
     The twin is the latest such `xl` record before it in `records`: pass
@@ -59,6 +59,7 @@ def quality_gaps(records):
 
     Args:
         records: `keras-memory bench quality` records (`keras_memory.bench.quality`).
+        baseline: str. The model every other one is compared with.
 
     Returns:
         A list of dicts, one per memory record with a twin: `lever`
@@ -71,14 +72,14 @@ def quality_gaps(records):
     """
     twins, latest_by_seed, gaps = {}, {}, []
     for r in records:
-        if r["model"] == "xl":
+        if r["model"] == baseline:
             # Each run's memory models follow its own `xl`: the latest one is the twin.
             twins[_twin_key(r)] = r
             point = latest_by_seed.setdefault(_twin_key({**r, "seed": None}), {})
             point[r["seed"]] = r["validation_bits_per_byte"]
             continue
         twin = twins.get(_twin_key(r))
-        if twin is None:
+        if twin is None:  # no baseline of that point before it
             continue
         gaps.append(
             {
