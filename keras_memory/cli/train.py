@@ -72,6 +72,15 @@ def add_arguments(parser):
         "training, and a checkpoint is never written with non-finite weights).",
     )
     parser.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN",
+        help="Start from the newest checkpoint of the trained run in the folder RUN: every "
+        "weight the two models share is copied (warm_start_model), e.g. an xl run fine-tuned "
+        "with a memory (--kind memorizing --local-position-bias); the sizes must be RUN's, "
+        "and RUN's tokenizer is used.",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="Continue the workdir's run from its newest checkpoint (same step, optimizer "
@@ -109,6 +118,8 @@ def _train(args):
     resuming = progress is not None
     if resuming:
         config.take_saved_config(args, run_config_of(args.workdir, progress))
+    elif args.init_from:
+        _check_init_from(args)
     preset = config.preset_of(args)
     if args.tokenizer is None:
         args.tokenizer = f"hub:{args.warm_start}" if args.warm_start else "bytes"
@@ -122,6 +133,8 @@ def _train(args):
     kind_options = config.kind_options(args, preset, segment)
     lswt_options = config.lswt_options(args)
     config.add_model_options(run_config, args, kind_options, lswt_options)
+    if args.init_from:
+        run_config["init_from"] = os.path.abspath(args.init_from)
     if resuming:
         changed = config.differences(progress["run_config"], run_config)
         if changed:
@@ -136,7 +149,10 @@ def _train(args):
     else:
         _check_memory_fits(args, window, kind_options, lswt_options)
     corpus = read_corpus(args, "train")
-    tokenizer = training_tokenizer(args, corpus, resuming)
+    if args.init_from and not resuming:
+        tokenizer = _tokenizer_of(args)
+    else:
+        tokenizer = training_tokenizer(args, corpus, resuming)
     source = None
     if resuming:
         model, progress = load_checkpoint(args.workdir)
@@ -175,6 +191,8 @@ def _fit(args, model, corpus, tokenizer, first_step, run_config, learning_rate, 
 
         model.build_from_data(stream)
         warm_start_embedding(model, source, freeze=args.freeze_embedding)
+    if args.init_from and first_step == 0:
+        _start_from_run(args, model, stream)
     import keras
 
     print(
@@ -301,6 +319,57 @@ def _plot_losses(workdir, label):
     if len(losses) >= 2:
         path = plot_losses({label: losses}, os.path.join(workdir, "loss.png"))
         print(f"Loss curve: {path}", file=sys.stderr)
+
+
+def _check_init_from(args):
+    """Refuses, before anything is written, an `--init-from` that cannot start this run."""
+    if args.warm_start:
+        raise ValueError("--init-from and --warm-start both start the weights: give one.")
+    if "tokenizer" in args.given:
+        raise ValueError(
+            "--init-from uses the tokenizer of the run it starts from: drop --tokenizer."
+        )
+    if os.path.abspath(args.init_from) == os.path.abspath(args.workdir):
+        raise ValueError("--init-from must name another run's folder than --workdir.")
+    if not os.path.isdir(args.init_from):
+        raise ValueError(f"--init-from {args.init_from} is not a folder.")
+    progress = newest_progress(args.init_from)
+    if progress is None:
+        raise ValueError(f"--init-from {args.init_from} holds no checkpoint to start from.")
+    args.tokenizer = run_config_of(args.init_from, progress).get("tokenizer") or "bytes"
+
+
+def _tokenizer_of(args):
+    """The `--init-from` run's tokenizer, saved in this run's workdir too."""
+    from keras_memory.cli.tokenizer import saved_tokenizer
+    from keras_memory.data import save_tokenizer
+
+    tokenizer = saved_tokenizer(args.init_from, args.tokenizer)
+    save_tokenizer(tokenizer, args.workdir)
+    return tokenizer
+
+
+def _start_from_run(args, model, stream):
+    """Copies the weights `model` shares with the `--init-from` run's newest checkpoint."""
+    from keras_memory.models import warm_start_model
+    from keras_memory.training import load_checkpoint
+
+    source, progress = load_checkpoint(args.init_from)
+    if source is None:
+        raise ValueError(f"--init-from {args.init_from}: no checkpoint could be read.")
+    model.build_from_data(stream)
+    try:
+        fresh = warm_start_model(model, source)
+    except ValueError as error:
+        raise ValueError(
+            f"--init-from {args.init_from} cannot start this model ({error}); use its "
+            "--preset and sizes."
+        ) from None
+    print(
+        f"Started from {args.init_from} (step {progress['step']}); new weights: "
+        + (", ".join(fresh) or "none")
+        + "."
+    )
 
 
 def _warm_start_source(preset):

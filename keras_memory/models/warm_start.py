@@ -106,9 +106,9 @@ def warm_start_model(model, source):
     and train on: the embedding, the norms, every feed-forward and every
     attention projection come from `source`, and only what `source` lacks
     (the memory layer's gate, a scale or smearing weight of its own) starts
-    fresh. Weights are matched by their path below the model
-    (`block_1/attention_1/qkv_projection/kernel`); the memory state is not a
-    weight and starts empty.
+    fresh. Weights are matched by block and by their path inside it
+    (`attention_1/qkv_projection/kernel` of block 1); the memory state is
+    not a weight and starts empty.
 
     Args:
         model: a built `MemoryLM` (or `MelodiLM`), e.g. kind `"memorizing"`.
@@ -137,24 +137,56 @@ def warm_start_model(model, source):
                 f"`{name}` must be a built memory model (a MemoryLM called once, built or "
                 f"loaded); got {type(value).__name__}."
             )
-    sources = {_path_below_model(w): w for w in model_weights(source)}
-    targets = {_path_below_model(w): w for w in model_weights(model)}
-    shared = [path for path in targets if path in sources]
+    if len(model.blocks) != len(source.blocks):
+        raise ValueError(
+            f"`model` has {len(model.blocks)} blocks and `source` {len(source.blocks)}: build "
+            "them from the same preset and sizes."
+        )
+    sources, targets = _weights_by_place(source), _weights_by_place(model)
+    shared = [place for place in targets if place in sources]
     if not shared:
         raise ValueError("`model` and `source` share no weight: build them from the same preset.")
-    for path in shared:
-        if tuple(targets[path].shape) != tuple(sources[path].shape):
+    for place in shared:
+        if tuple(targets[place].shape) != tuple(sources[place].shape):
             raise ValueError(
-                f"`model` and `source` differ in size at {path}: {tuple(targets[path].shape)} "
-                f"vs {tuple(sources[path].shape)}; build them from the same preset and sizes."
+                f"`model` and `source` differ in size at {_named(model, place)}: "
+                f"{tuple(targets[place].shape)} vs {tuple(sources[place].shape)}; build them "
+                "from the same preset and sizes."
             )
-    for path in shared:
+    for place in shared:
         # A copy, not the same buffer: JAX's jitted steps donate their
         # variables' buffers, which would delete the source's weights.
-        targets[path].assign(ops.copy(ops.cast(sources[path].value, targets[path].dtype)))
-    return [path for path in targets if path not in sources]
+        targets[place].assign(ops.copy(ops.cast(sources[place].value, targets[place].dtype)))
+    return [_named(model, place) for place in targets if place not in sources]
 
 
-def _path_below_model(weight):
-    # `xl_lm/block_0/...` and `memorizing_lm/block_0/...` name the same place.
-    return weight.path.split("/", 1)[1]
+def _weights_by_place(model):
+    """`{(block index or None, path inside it): weight}`, the memory state left out.
+
+    A weight's place is its block and its path below that block (or below
+    the model): the same in a model just built and one loaded from a file,
+    whose weight paths may lack the model's and the blocks' names.
+    """
+    weights = {id(w): w for w in model_weights(model)}
+    places = {}
+    for index, block in enumerate(model.blocks):
+        for weight in block.weights:
+            if id(weight) in weights:
+                places[index, _path_below(weight, (model.name, block.name))] = weights.pop(
+                    id(weight)
+                )
+    for weight in weights.values():
+        places[None, _path_below(weight, (model.name,))] = weight
+    return places
+
+
+def _path_below(weight, names):
+    parts = weight.path.split("/")
+    while len(parts) > 1 and parts[0] in names:
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def _named(model, place):
+    index, path = place
+    return path if index is None else f"{model.blocks[index].name}/{path}"
