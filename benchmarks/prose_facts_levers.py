@@ -20,7 +20,7 @@ import numpy as np
 
 from keras_memory.data import ByteTokenizer, SegmentStream
 from keras_memory.data.prose_facts import passage_texts, prose_fact_documents
-from keras_memory.models import PRESETS, MemoryLM
+from keras_memory.models import PRESETS, MemoryLM, warm_start_model
 from keras_memory.training.recall import evaluate_recall
 
 
@@ -41,6 +41,17 @@ def stream_of(docs, segment, seed):
     return SegmentStream([tokenizer.encode(d.text) for d in docs], 8, segment, seed=seed)
 
 
+def train_phase(model, texts, spec, steps, segment, seed, stream_seed, start_from=None):
+    """Trains `model` `steps` steps on documents `spec` (first starting it from
+    `start_from`'s weights, if given); returns the losses."""
+    stream = stream_of(documents(texts, spec, seed), segment, stream_seed)
+    model.build_from_data(stream)
+    if start_from is not None:
+        print("new weights:", warm_start_model(model, start_from), flush=True)
+    model.reset_state()
+    return [float(model.train_on_batch(*stream[step])) for step in range(steps)]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--name", required=True)
@@ -50,6 +61,15 @@ def main():
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--train2", default="", help="a second phase's documents")
     parser.add_argument("--steps2", type=int, default=0)
+    parser.add_argument(
+        "--pretrain", default="", help="documents of a first phase trained by an xl model"
+    )
+    parser.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=0,
+        help="steps of that xl model; the model then starts from its weights (warm_start_model)",
+    )
     parser.add_argument("--eval", default="200,500,1000,1500,2000")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -59,21 +79,37 @@ def main():
     segment = options.get("segment_length", PRESETS["tiny"]["segment_length"])
     train_text = passage_texts(args.passages, "train")
     keras.utils.set_random_seed(args.seed)
+    losses, started = [], time.time()
+    sizes = {k: v for k, v in options.items() if k in ("window_length", "segment_length")}
+    pretrained = None
+    if args.pretrain_steps:
+        pretrained = MemoryLM.from_preset("tiny", stateful=True, kind="xl", **sizes)
+        pretrained.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))
+        losses += train_phase(
+            pretrained,
+            train_text,
+            args.pretrain,
+            args.pretrain_steps,
+            segment,
+            100 * args.seed + 25,
+            9,
+        )
     model = MemoryLM.from_preset("tiny", stateful=True, **options)
     model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate))
-    losses, started = [], time.time()
     phases = [(args.train, args.steps), (args.train2, args.steps2)]
     for phase, (spec, steps) in enumerate(phases):
-        if not steps:
-            continue
-        stream = stream_of(
-            documents(train_text, spec, 100 * args.seed + 50 * phase), segment, phase
-        )
-        model.build_from_data(stream)
-        model.reset_state()
-        for step in range(steps):
-            inputs, targets = stream[step]
-            losses.append(float(model.train_on_batch(inputs, targets)))
+        if steps:
+            losses += train_phase(
+                model,
+                train_text,
+                spec,
+                steps,
+                segment,
+                100 * args.seed + 50 * phase,
+                phase,
+                pretrained,
+            )
+            pretrained = None
     train_seconds = time.time() - started
     scored = documents(passage_texts(args.passages, "validation"), args.eval, 10_000, 16)
     result = evaluate_recall(model, scored, segment, batch_size=8)
@@ -85,6 +121,11 @@ def main():
         "steps": args.steps,
         "train2": args.train2,
         "steps2": args.steps2,
+        **(
+            {"pretrain": args.pretrain, "pretrain_steps": args.pretrain_steps}
+            if args.pretrain_steps
+            else {}
+        ),
         "seed": args.seed,
         "train_seconds": round(train_seconds),
         "final_train_loss": round(float(np.mean(losses[-100:])), 4),
