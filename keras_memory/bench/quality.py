@@ -27,6 +27,7 @@ from keras_memory.data import (
 )
 from keras_memory.memories import get_kind
 from keras_memory.models import PRESETS, MemoryLM, rebuild_model, warm_start_model
+from keras_memory.ops.checks import check_int
 from keras_memory.training import evaluate_bits_per_token, memory_footprint
 
 
@@ -89,6 +90,7 @@ def train_and_score(
     segment = PRESETS[preset]["segment_length"]
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
+    pretrain_steps = check_int("pretrain_steps", pretrain_steps, minimum=0)
     train = SegmentStream(train_documents, batch_size, segment, seed=seed)
     if pretrain_steps + steps > len(train):
         raise ValueError(
@@ -104,7 +106,12 @@ def train_and_score(
         losses += _train(pretrained, train, range(pretrain_steps))
     model = _compiled(preset, options, learning_rate, train)
     if pretrain_steps:
-        warm_start_model(model, pretrained)
+        try:
+            warm_start_model(model, pretrained)
+        except ValueError as error:
+            raise ValueError(
+                f"`pretrain_steps`: model {name!r} cannot start from an xl model ({error})."
+            ) from None
     losses += _train(model, train, range(pretrain_steps, pretrain_steps + steps))
     train_seconds = time.perf_counter() - started
     validation = SegmentStream(validation_documents, batch_size, segment)
@@ -134,7 +141,10 @@ def train_and_score(
         "validation_bits_per_byte": round(scored["bits_per_token"], 4),
         "validation_tokens": scored["tokens"],
         "validation_steps": scored["steps"],
-        "final_train_bits_per_byte": round(float(np.mean(losses[-50:])) / math.log(2), 4),
+        # The model's own steps (the xl model's before a warm start are not its).
+        "final_train_bits_per_byte": round(
+            float(np.mean(losses[pretrain_steps:][-50:] or [math.nan])) / math.log(2), 4
+        ),
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
         **({"bits_per_byte_by_eval_memory_size": by_memory_size} if by_memory_size else {}),
@@ -154,6 +164,11 @@ XL_SIZE_OPTIONS = (
     "window_length",
     "segment_length",
     "vocab_size",
+    "embedding_dim",
+    "use_cache",
+    "normalize_keys",
+    "rotary",
+    "num_registers",
 )
 
 
@@ -246,11 +261,21 @@ def _per_byte(record, corpus, documents, tokenizer):
     """A subword record's figures per byte: bits per token over bytes per token."""
     bytes_per_token = corpus.num_bytes() / sum(len(d) for d in documents)
     bits_per_token = record["validation_bits_per_byte"]
+    by_memory_size = record.get("bits_per_byte_by_eval_memory_size", {})
     return {
         "tokenizer": tokenizer,
         "validation_bits_per_token": bits_per_token,
         "bytes_per_token": round(bytes_per_token, 4),
         "validation_bits_per_byte": round(bits_per_token / bytes_per_token, 4),
+        **(
+            {
+                "bits_per_byte_by_eval_memory_size": {
+                    size: round(bits / bytes_per_token, 4) for size, bits in by_memory_size.items()
+                }
+            }
+            if by_memory_size
+            else {}
+        ),
         "final_train_bits_per_token": record["final_train_bits_per_byte"],
         "final_train_bits_per_byte": round(
             record["final_train_bits_per_byte"] / bytes_per_token, 4

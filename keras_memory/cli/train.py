@@ -192,7 +192,7 @@ def _fit(args, model, corpus, tokenizer, first_step, run_config, learning_rate, 
         model.build_from_data(stream)
         warm_start_embedding(model, source, freeze=args.freeze_embedding)
     if args.init_from and first_step == 0:
-        _start_from_run(args, model, stream)
+        _start_from_run(args, model, stream, tokenizer)
     import keras
 
     print(
@@ -323,34 +323,42 @@ def _plot_losses(workdir, label):
 
 def _check_init_from(args):
     """Refuses, before anything is written, an `--init-from` that cannot start this run."""
+    from keras_memory.training import load_checkpoint
+
     if args.warm_start:
         raise ValueError("--init-from and --warm-start both start the weights: give one.")
-    if "tokenizer" in args.given:
-        raise ValueError(
-            "--init-from uses the tokenizer of the run it starts from: drop --tokenizer."
-        )
-    if os.path.abspath(args.init_from) == os.path.abspath(args.workdir):
+    for flag in ("tokenizer", "vocab_size"):
+        if flag in args.given:
+            raise ValueError(
+                f"--init-from uses the tokenizer of the run it starts from: drop "
+                f"--{flag.replace('_', '-')}."
+            )
+    if os.path.realpath(args.init_from) == os.path.realpath(args.workdir):
         raise ValueError("--init-from must name another run's folder than --workdir.")
     if not os.path.isdir(args.init_from):
         raise ValueError(f"--init-from {args.init_from} is not a folder.")
     progress = newest_progress(args.init_from)
+    if progress == {}:  # damaged: the checkpoint before it is the one to start from
+        _, progress = load_checkpoint(args.init_from)
     if progress is None:
         raise ValueError(f"--init-from {args.init_from} holds no checkpoint to start from.")
-    args.tokenizer = run_config_of(args.init_from, progress).get("tokenizer") or "bytes"
+    try:
+        saved = run_config_of(args.init_from, progress)
+    except ValueError as error:
+        raise ValueError(f"--init-from {args.init_from}: {error}") from None
+    args.tokenizer = saved.get("tokenizer") or "bytes"
 
 
 def _tokenizer_of(args):
-    """The `--init-from` run's tokenizer, saved in this run's workdir too."""
+    """The `--init-from` run's tokenizer (saved in this workdir once the weights are copied)."""
     from keras_memory.cli.tokenizer import saved_tokenizer
-    from keras_memory.data import save_tokenizer
 
-    tokenizer = saved_tokenizer(args.init_from, args.tokenizer)
-    save_tokenizer(tokenizer, args.workdir)
-    return tokenizer
+    return saved_tokenizer(args.init_from, args.tokenizer)
 
 
-def _start_from_run(args, model, stream):
+def _start_from_run(args, model, stream, tokenizer):
     """Copies the weights `model` shares with the `--init-from` run's newest checkpoint."""
+    from keras_memory.data import save_tokenizer
     from keras_memory.models import warm_start_model
     from keras_memory.training import load_checkpoint
 
@@ -359,15 +367,19 @@ def _start_from_run(args, model, stream):
         raise ValueError(f"--init-from {args.init_from}: no checkpoint could be read.")
     model.build_from_data(stream)
     try:
-        fresh = warm_start_model(model, source)
+        started = warm_start_model(model, source)
     except ValueError as error:
         raise ValueError(
             f"--init-from {args.init_from} cannot start this model ({error}); use its "
             "--preset and sizes."
         ) from None
+    # Only now is anything written: a refused --init-from leaves the workdir as it was.
+    save_tokenizer(tokenizer, args.workdir)
     print(
         f"Started from {args.init_from} (step {progress['step']}); new weights: "
-        + (", ".join(fresh) or "none")
+        + (", ".join(started["new"]) or "none")
+        + "; left behind: "
+        + (", ".join(started["unused"]) or "none")
         + "."
     )
 

@@ -108,7 +108,11 @@ def warm_start_model(model, source):
     (the memory layer's gate, a scale or smearing weight of its own) starts
     fresh. Weights are matched by block and by their path inside it
     (`attention_1/qkv_projection/kernel` of block 1); the memory state is
-    not a weight and starts empty.
+    not a weight and starts empty. A weight of `source` that `model` lacks
+    is left behind and reported: the paper's memory layer has no position
+    bias, so an `xl` layer's is dropped unless the model is built with
+    `local_position_bias=True` (then, with its gate shut, the memory layer
+    computes what the `xl` layer did).
 
     Args:
         model: a built `MemoryLM` (or `MelodiLM`), e.g. kind `"memorizing"`.
@@ -116,8 +120,9 @@ def warm_start_model(model, source):
             `"xl"` model or one loaded with `keras.saving.load_model`.
 
     Returns:
-        The paths of `model`'s weights that `source` lacks (they keep their
-        initial values).
+        A dict: `"new"`, the paths of `model`'s weights that `source` lacks
+        (they keep their initial values), and `"unused"`, those of
+        `source`'s weights that `model` lacks.
 
     Example:
     ```python
@@ -128,7 +133,7 @@ def warm_start_model(model, source):
     )
     memorizing.build({"tokens": (8, 128), "reset": (8,)})
     print(keras_memory.models.warm_start_model(memorizing, xl))
-    # ['block_1/attention_1/memory_gate']
+    # {'new': ['block_1/attention_1/memory_gate'], 'unused': []}
     ```
     """
     for name, value in (("model", model), ("source", source)):
@@ -157,7 +162,10 @@ def warm_start_model(model, source):
         # A copy, not the same buffer: JAX's jitted steps donate their
         # variables' buffers, which would delete the source's weights.
         targets[place].assign(ops.copy(ops.cast(sources[place].value, targets[place].dtype)))
-    return [_named(model, place) for place in targets if place not in sources]
+    return {
+        "new": [_named(model, place) for place in targets if place not in sources],
+        "unused": [_named(source, place) for place in sources if place not in targets],
+    }
 
 
 def _weights_by_place(model):

@@ -27,6 +27,9 @@ def _twin_key(record):
     return json.dumps(
         [
             record["corpus"],
+            record.get("preset"),
+            record.get("batch_size"),
+            record.get("learning_rate"),
             record["steps"],
             record.get("pretrain_steps", 0),
             record["seed"],
@@ -64,7 +67,7 @@ def quality_gaps(records, baseline="xl"):
     Returns:
         A list of dicts, one per memory record with a twin: `lever`
         (`lever_label`), `corpus`, `steps` (fine-tuning steps included),
-        `seed`, `size` (the size overrides), `xl_params` (the twin's
+        `seed`, `size` (the size overrides), `preset`, `xl_params` (the twin's
         trainable weights), `gap` (its validation bits per byte minus the
         twin's: positive means the memory costs) and `xl_spread` (the
         largest minus the smallest `xl` figure over the seeds of that point,
@@ -88,6 +91,7 @@ def quality_gaps(records, baseline="xl"):
                 "steps": r["steps"] + r.get("pretrain_steps", 0),
                 "seed": r["seed"],
                 "size": _size(r),
+                "preset": r.get("preset"),
                 "xl_params": twin["trainable_params"],
                 "gap": r["validation_bits_per_byte"] - twin["validation_bits_per_byte"],
                 "xl_spread": _twin_key({**r, "seed": None}),  # filled in below
@@ -99,7 +103,7 @@ def quality_gaps(records, baseline="xl"):
     return gaps
 
 
-def plot_quality_gap(records, path, corpus="code", steps=600):
+def plot_quality_gap(records, path, corpus="code", steps=600, preset="tiny"):
     """Saves the memories' gap to `xl` against training steps and against model size.
 
     Left: the gap of each lever at the `tiny` size against training steps.
@@ -113,6 +117,7 @@ def plot_quality_gap(records, path, corpus="code", steps=600):
         path: str. PNG file to write.
         corpus: str. The corpus drawn.
         steps: int. Training steps of the right panel's points.
+        preset: str. The preset of the left panel's points (sizes unchanged).
 
     Returns:
         `path`.
@@ -124,7 +129,12 @@ def plot_quality_gap(records, path, corpus="code", steps=600):
     palette = plt.get_cmap("tab10" if len(levers) <= 10 else "tab20")
     colors = [palette(i) for i in range(palette.N)]
     panels = (
-        (by_steps, lambda g: not g["size"], "steps", "training steps (fine-tuning included)"),
+        (
+            by_steps,
+            lambda g: not g["size"] and g["preset"] == preset,
+            "steps",
+            "training steps (fine-tuning included)",
+        ),
         (by_size, lambda g: g["steps"] == steps, "xl_params", "xl's trainable weights"),
     )
     for ax, keep, x_name, x_label in panels:
@@ -156,7 +166,7 @@ def plot_quality_gap(records, path, corpus="code", steps=600):
         for ax in (by_steps, by_size):
             ax.axhspan(-max(spreads), max(spreads), color="grey", alpha=0.15, lw=0)
     by_steps.set_ylabel("bits per byte minus xl's (above 0: the memory costs)")
-    by_steps.set_title(f"{corpus}: the gap against training steps (tiny)", fontsize=10)
+    by_steps.set_title(f"{corpus}: the gap against training steps ({preset})", fontsize=10)
     by_size.set_title(f"{corpus}: the gap against model size ({steps} steps)", fontsize=10)
     handles, labels = by_steps.get_legend_handles_labels()
     for handle, label in zip(*by_size.get_legend_handles_labels()):

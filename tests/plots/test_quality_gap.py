@@ -7,6 +7,7 @@ def record(model, bits, seed=0, steps=600, params=100, **extra):
     return {
         "model": model,
         "corpus": "code",
+        "preset": "tiny",
         "steps": steps,
         "seed": seed,
         "validation_bits_per_byte": bits,

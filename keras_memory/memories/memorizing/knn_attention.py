@@ -109,7 +109,8 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
             shut. Defaults to 0.
         memory_scale: float or None. A learned per-head scale of the
             memory's logits of its own, initialised to this value; None
-            (the paper) shares the local attention's. Defaults to None.
+            (the paper) shares the local attention's (with `normalize_keys`).
+            Defaults to None.
         **kwargs: base layer keyword arguments.
 
     Call arguments:

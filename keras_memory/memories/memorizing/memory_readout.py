@@ -28,13 +28,16 @@ class MemoryReadout:
       scale, initialised to this value. With normalised keys a logit is a
       cosine times the scale; at the shared scale's start (1) the softmax
       over `k` neighbours is nearly flat, so the one right entry cannot
-      stand out, while a sharp local attention is slow to learn.
+      stand out, while a sharp local attention is slow to learn. Without
+      `normalize_keys` there is no shared scale (the queries come scaled by
+      `1/sqrt(head_dim)`), and this one multiplies those logits.
 
     A mixin, not a layer: the layer calls `init_readout` in its constructor
     and `build_gate` / `build_memory_scale` in its `build`.
     """
 
     def init_readout(self, memory_gate_bias, memory_scale):
+        """Checks and keeps the two options (ValueError naming a bad one)."""
         self.memory_gate_bias = _finite("memory_gate_bias", memory_gate_bias)
         self.memory_scale = None if memory_scale is None else _finite("memory_scale", memory_scale)
         if self.memory_scale is not None and self.memory_scale <= 0:
@@ -83,6 +86,7 @@ class MemoryReadout:
         return ops.einsum("bhqk,bhqkd->bqhd", weights, values)
 
     def readout_config(self):
+        """The options, as the layer's `get_config` adds them."""
         return {"memory_gate_bias": self.memory_gate_bias, "memory_scale": self.memory_scale}
 
 
