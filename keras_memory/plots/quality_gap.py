@@ -41,6 +41,11 @@ def _twin_key(record):
     )
 
 
+def _plain(gap, steps):
+    """A point trained from scratch on bytes for `steps` steps."""
+    return gap["steps"] == steps and not gap["pretrain_steps"] and gap["tokenizer"] == "bytes"
+
+
 def lever_label(record):
     """A memory record's lever: its model and the overrides that are not sizes."""
     levers = {k: v for k, v in record.get("overrides", {}).items() if k not in SIZE_OPTIONS}
@@ -92,6 +97,8 @@ def quality_gaps(records, baseline="xl"):
                 "seed": r["seed"],
                 "size": _size(r),
                 "preset": r.get("preset"),
+                "pretrain_steps": r.get("pretrain_steps", 0),
+                "tokenizer": r.get("tokenizer", "bytes"),
                 "xl_params": twin["trainable_params"],
                 "gap": r["validation_bits_per_byte"] - twin["validation_bits_per_byte"],
                 "xl_spread": _twin_key({**r, "seed": None}),  # filled in below
@@ -108,9 +115,9 @@ def plot_quality_gap(records, path, corpus="code", steps=600, preset="tiny"):
 
     Left: the gap of each lever at the `tiny` size against training steps.
     Right: the gap against the `xl` twin's trainable weights, at `steps`.
-    Each seed is a point, a line joins the means; the grey band is the
-    largest `xl` seed spread measured, the dotted line zero: below it the
-    memory pays.
+    Each seed is a point, a line joins the means; the grey band is `xl`'s
+    seed spread at the `tiny` point of `steps` steps (from scratch, bytes),
+    the dotted line zero: below it the memory pays.
 
     Args:
         records: `keras-memory bench quality` records of every sweep point.
@@ -124,7 +131,7 @@ def plot_quality_gap(records, path, corpus="code", steps=600, preset="tiny"):
     """
     gaps = [g for g in quality_gaps(records) if g["corpus"] == corpus]
     plt = pyplot()
-    fig, (by_steps, by_size) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120, sharey=True)
+    fig, (by_steps, by_size) = plt.subplots(1, 2, figsize=(12, 4.6), dpi=120, sharey=True)
     levers = list(dict.fromkeys(g["lever"] for g in gaps))
     palette = plt.get_cmap("tab10" if len(levers) <= 10 else "tab20")
     colors = [palette(i) for i in range(palette.N)]
@@ -135,7 +142,7 @@ def plot_quality_gap(records, path, corpus="code", steps=600, preset="tiny"):
             "steps",
             "training steps (fine-tuning included)",
         ),
-        (by_size, lambda g: g["steps"] == steps, "xl_params", "xl's trainable weights"),
+        (by_size, lambda g: _plain(g, steps), "xl_params", "xl's trainable weights (bytes)"),
     )
     for ax, keep, x_name, x_label in panels:
         for i, lever in enumerate(levers):
@@ -156,18 +163,23 @@ def plot_quality_gap(records, path, corpus="code", steps=600, preset="tiny"):
             )
         ax.set_xscale("log")
         ticks = sorted({g[x_name] for g in gaps if keep(g)})
-        ax.set_xticks(ticks, [f"{t:,}" for t in ticks], minor=False)
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks], minor=False, rotation=45, fontsize=7)
         ax.minorticks_off()
         ax.set_xlabel(x_label, fontsize=9)
         ax.axhline(0, color="black", ls=":", lw=1)
         ax.grid(alpha=0.3, which="both")
-    spreads = [g["xl_spread"] for g in gaps if g["xl_spread"] is not None]
+    # The band: xl's seed spread where the sweep has its seeds (the plain point at `steps`).
+    spreads = [
+        g["xl_spread"]
+        for g in gaps
+        if g["xl_spread"] is not None and _plain(g, steps) and not g["size"]
+    ]
     if spreads:
         for ax in (by_steps, by_size):
             ax.axhspan(-max(spreads), max(spreads), color="grey", alpha=0.15, lw=0)
-    by_steps.set_ylabel("bits per byte minus xl's (above 0: the memory costs)")
-    by_steps.set_title(f"{corpus}: the gap against training steps ({preset})", fontsize=10)
-    by_size.set_title(f"{corpus}: the gap against model size ({steps} steps)", fontsize=10)
+    by_steps.set_ylabel("bits per byte minus xl's (above 0: the memory costs)", fontsize=9)
+    by_steps.set_title(f"{corpus}: the gap against training steps ({preset})", fontsize=9)
+    by_size.set_title(f"{corpus}: the gap against model size ({steps} steps)", fontsize=9)
     handles, labels = by_steps.get_legend_handles_labels()
     for handle, label in zip(*by_size.get_legend_handles_labels()):
         if label not in labels:  # a lever drawn at other sizes only
