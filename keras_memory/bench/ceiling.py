@@ -126,8 +126,8 @@ def measure_ceiling(
     import keras
     import numpy as np
 
+    from keras_memory.backend.allocator import host_allocator
     from keras_memory.backend.device import device_memory_bytes, device_name
-    from keras_memory.bench.peers import host_allocator
     from keras_memory.bench.speed import mfu, model_flops_per_token, resolve_config
     from keras_memory.bench.step_timing import median_step_time
     from keras_memory.models.presets import PRESETS

@@ -28,23 +28,12 @@ import argparse
 import datetime
 import importlib
 import json
-import os
 import statistics
 import tempfile
 import time
 
+from keras_memory.backend.allocator import host_allocator
 from keras_memory.memories import get_kind
-
-
-def host_allocator():
-    """`"tcmalloc"` or `"jemalloc"` when preloaded (`LD_PRELOAD`), else `"default"`.
-
-    On the CPU the allocator moves the figures: XLA's and PyTorch's large
-    temporary buffers come back from glibc's malloc as fresh pages, which
-    the kernel zeroes on first touch each step; tcmalloc keeps them.
-    """
-    preloaded = os.path.basename(os.environ.get("LD_PRELOAD", ""))
-    return next((name for name in ("tcmalloc", "jemalloc") if name in preloaded), "default")
 
 
 def block_recurrent_step(torch, package, args, device):

@@ -24,9 +24,9 @@ import sys
 import keras
 import numpy as np
 
+from keras_memory.backend.allocator import host_allocator
 from keras_memory.backend.device import device_memory_bytes, device_name
 from keras_memory.bench.configs import PEER_OF_KIND, SPEED_CONFIGS
-from keras_memory.bench.peers import host_allocator
 from keras_memory.bench.records import json_lines_reporter
 from keras_memory.bench.step_timing import median_step_time
 from keras_memory.memories import MODEL_KINDS, get_kind

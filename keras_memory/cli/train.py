@@ -195,8 +195,11 @@ def _fit(args, model, corpus, tokenizer, first_step, run_config, learning_rate, 
         _start_from_run(args, model, stream, tokenizer)
     import keras
 
+    from keras_memory.backend.allocator import host_allocator
+
     print(
-        f"{args.kind} on {keras.backend.backend()}: {len(corpus)} documents, "
+        f"{args.kind} on {keras.backend.backend()} ({host_allocator()} allocator): "
+        f"{len(corpus)} documents, "
         f"{corpus.num_bytes():,} bytes, "
         f"{len(stream)} steps per epoch; training steps {first_step}..{args.steps}."
     )

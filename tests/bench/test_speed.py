@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_memory.bench.peers import host_allocator
+from keras_memory.backend.allocator import host_allocator
 from keras_memory.bench.speed import (
     measure_training_speed,
     mfu,
@@ -160,6 +160,9 @@ def test_bad_speed_options_are_one_clear_error(option, message, capsys):
 
 def test_the_allocator_is_named_from_ld_preload(monkeypatch):
     monkeypatch.setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4")
+    assert host_allocator() == "tcmalloc"
+    # The command's own preload goes first, before what the user preloaded.
+    monkeypatch.setenv("LD_PRELOAD", "/lib/libtcmalloc_minimal.so.4 /opt/libother.so")
     assert host_allocator() == "tcmalloc"
     monkeypatch.delenv("LD_PRELOAD")
     assert host_allocator() == "default"
