@@ -112,11 +112,31 @@ def wait_for_host_calls():
     JAX runs an un-jitted layer call's host call asynchronously: reading or
     saving the memory right after it could miss its write. Never call this
     from inside a host call (it would wait for itself).
+
+    A host call that raised (a refused stale state) poisons JAX's chain of
+    ordered effects: every later host call takes its token and would fail
+    with the same error. Its error is raised here (again, if its outputs
+    already raised it) and the chain starts over, so later calls run.
     """
     if keras.backend.backend() == "jax":
         import jax
 
-        jax.effects_barrier()
+        try:
+            jax.effects_barrier()
+        except jax.errors.JaxRuntimeError:
+            _restart_ordered_effects()
+            raise
+
+
+def _restart_ordered_effects():
+    # JAX has no public way to drop a failed token; without it the process
+    # could never run a host call again. Its private token set is cleared
+    # where it exists, as `jax.clear_caches` leaves it.
+    from jax._src import dispatch  # noqa: PLC0415
+
+    tokens = getattr(dispatch, "runtime_tokens", None)
+    if tokens is not None and hasattr(tokens, "clear"):
+        tokens.clear()
 
 
 class _Row:
