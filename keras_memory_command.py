@@ -39,13 +39,14 @@ def tcmalloc_library(environ, directories=TCMALLOC_DIRS):
     """The tcmalloc library to preload, or None.
 
     None off Linux, with `KERAS_MEMORY_TCMALLOC=0`, when `LD_PRELOAD`
-    already names a tcmalloc (so the re-run does not re-run again), or when
+    already names a tcmalloc (so the re-run does not re-run again) or a
+    jemalloc (the user's choice; two allocators cannot both serve), or when
     none is installed.
     """
     if not sys.platform.startswith("linux") or environ.get("KERAS_MEMORY_TCMALLOC") == "0":
         return None
-    if "tcmalloc" in environ.get("LD_PRELOAD", ""):
-        return None
+    if any(name in environ.get("LD_PRELOAD", "") for name in ("tcmalloc", "jemalloc")):
+        return None  # an allocator is preloaded already: tcmalloc or the user's own
     for directory in directories:
         for name in TCMALLOC_NAMES:
             path = os.path.join(directory, name)

@@ -19,6 +19,8 @@ def test_the_library_is_found_unless_off_or_already_preloaded(tmp_path):
     assert tcmalloc_library({}, [str(tmp_path / "none"), str(tmp_path)]) == found
     assert tcmalloc_library({"KERAS_MEMORY_TCMALLOC": "0"}, [str(tmp_path)]) is None
     assert tcmalloc_library({"LD_PRELOAD": found}, [str(tmp_path)]) is None  # no second re-run
+    jemalloc = {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}
+    assert tcmalloc_library(jemalloc, [str(tmp_path)]) is None  # the user's allocator stays
     assert tcmalloc_library({}, [str(tmp_path / "none")]) is None  # not installed: as before
 
 
