@@ -27,6 +27,7 @@ from keras_memory.data import (
 )
 from keras_memory.memories import get_kind
 from keras_memory.models import PRESETS, MemoryLM, rebuild_model, warm_start_model
+from keras_memory.models.presets import SIZE_OPTIONS
 from keras_memory.ops.checks import check_int
 from keras_memory.training import evaluate_bits_per_token, memory_footprint
 
@@ -156,13 +157,7 @@ def train_and_score(
 
 # What an `xl` model shares with a sweep point's model, for `pretrain_steps`.
 XL_SIZE_OPTIONS = (
-    "hidden_dim",
-    "num_heads",
-    "head_dim",
-    "intermediate_dim",
-    "num_layers",
-    "window_length",
-    "segment_length",
+    *SIZE_OPTIONS,
     "vocab_size",
     "embedding_dim",
     "use_cache",

@@ -21,6 +21,18 @@ _MELODI_MELIAD = {
     "long_term_increment": 32,
 }
 
+# The preset keys that size a model, whatever its memory: two models that
+# agree on these have the same embedding, blocks and projections.
+SIZE_OPTIONS = (
+    "hidden_dim",
+    "num_heads",
+    "head_dim",
+    "intermediate_dim",
+    "num_layers",
+    "window_length",
+    "segment_length",
+)
+
 PRESETS = {
     # A CPU test size: trains in minutes on two cores.
     "tiny": {

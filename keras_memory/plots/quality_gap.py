@@ -4,21 +4,12 @@ import json
 
 import numpy as np
 
+from keras_memory.models.presets import SIZE_OPTIONS
 from keras_memory.plots.figure import pyplot, save
-
-# Overrides that change the model's size (and so its `xl` twin), not the memory.
-SIZE_OPTIONS = (
-    "hidden_dim",
-    "num_heads",
-    "head_dim",
-    "intermediate_dim",
-    "num_layers",
-    "window_length",
-    "segment_length",
-)
 
 
 def _size(record):
+    # Overrides that change the model's size (and so its `xl` twin), not the memory.
     return {k: v for k, v in record.get("overrides", {}).items() if k in SIZE_OPTIONS}
 
 

@@ -6,26 +6,17 @@ import pytest
 
 from keras_memory.layers import KNNAttention
 from keras_memory.models import MemoryLM
-from tests.conftest import to_numpy as tensor_to_numpy
-
-
-def to_numpy(x):
-    # The read-out's weights are trainable: torch tensors computed from them need detaching.
-    return tensor_to_numpy(keras.ops.stop_gradient(x))
-
-
-B, H, D, W, S, HIDDEN = 2, 2, 4, 4, 8, 8
-
-
-def make_layer(**kwargs):
-    options = {"memory_size": 32, "num_neighbors": 4, **kwargs}
-    layer = KNNAttention(H, D, W, **options)
-    layer.build((B, None, HIDDEN))
-    return layer
-
-
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype("float32")
+from tests.memories.memorizing.test_copy_options import (
+    HIDDEN,
+    B,
+    D,
+    H,
+    S,
+    W,
+    make_layer,
+    randn,
+    to_numpy,
+)
 
 
 def unit(x):
