@@ -19,6 +19,10 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   layer's `(2, 2048, 512) x (512, 2048)` product in float32, in bfloat16, in bfloat16
   accumulated into float32 with JAX's own gradient, and through
   `keras_memory.backend.accumulating_matmul` (whose gradient accumulates in float32 too).
+- `attention_grad`: forward and backward of the d512 window's batched logits product
+  `(2, 8, 256, 8, 64) x (2, 8, 768, 8, 64)` as `jnp.einsum` and through
+  `keras_memory.backend.accumulating_einsum`, in float32 and bfloat16; then the whole
+  `sliding_window_attention` (no cache) in float32 and bfloat16.
 - `allocation`: writing a new 134 MB float32 buffer (`x * 2`) against reading one (`sum`):
   run it with and without `LD_PRELOAD` of tcmalloc to see what the allocator costs.
 - `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
@@ -49,7 +53,16 @@ from keras_memory.ops import (  # noqa: E402
     t5_relative_position_buckets,
 )
 
-CASES = ("reduce_leading", "ffn", "attention", "matmul", "dense_grad", "knn_search", "allocation")
+CASES = (
+    "reduce_leading",
+    "ffn",
+    "attention",
+    "matmul",
+    "dense_grad",
+    "attention_grad",
+    "knn_search",
+    "allocation",
+)
 
 
 def median_ms(fn, *args, repeats):
@@ -209,6 +222,48 @@ def dense_grad(rng, repeats):
         emit("dense_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
 
 
+def attention_grad(rng, repeats):
+    import keras
+
+    from keras_memory.backend import accumulating_einsum
+
+    if keras.backend.backend() != "jax":
+        raise SystemExit("the attention_grad case times JAX: run it with KERAS_BACKEND=jax")
+    # The d512 window's logits: 2 rows x 8 query blocks x 8 heads, 256 queries, 768 keys.
+    queries = rng.standard_normal((2, 8, 256, 8, 64), dtype=np.float32)
+    keys = rng.standard_normal((2, 8, 768, 8, 64), dtype=np.float32)
+    equation = "bnqhd,bnkhd->bnhqk"
+    flops = 3 * 2 * 128 * 256 * 64 * 768
+    products = {
+        "float32_einsum": (jnp.einsum, jnp.float32),
+        "bf16_einsum": (jnp.einsum, jnp.bfloat16),
+        "float32_accumulating_einsum": (accumulating_einsum, jnp.float32),
+        "bf16_accumulating_einsum": (accumulating_einsum, jnp.bfloat16),
+    }
+    for name, (product, dtype) in products.items():
+        grad = jax.jit(
+            jax.grad(
+                lambda a, b, p=product: p(equation, a, b).astype(jnp.float32).sum(),
+                argnums=(0, 1),
+            )
+        )
+        ms = median_ms(grad, jnp.asarray(queries, dtype), jnp.asarray(keys, dtype), repeats=repeats)
+        emit("attention_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
+    for dtype in (jnp.float32, jnp.bfloat16):
+        q, k, v = (
+            jnp.asarray(rng.standard_normal((2, 2048, 8, 64), dtype=np.float32), dtype)
+            for _ in range(3)
+        )
+
+        def loss(q, k, v):
+            out = sliding_window_attention(q, k, v, window_length=512)
+            return out.astype(jnp.float32).sum()
+
+        step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+        ms = median_ms(step, q, k, v, repeats=repeats)
+        emit("attention_grad", f"sliding_window_attention_{jnp.dtype(dtype).name}", ms)
+
+
 def allocation(rng, repeats):
     # The size of the Memorizing layer's retrieved keys at d512: (2, 8, 2048, 32, 64).
     x = jnp.asarray(rng.standard_normal((2, 8, 2048, 32, 64), dtype=np.float32))
@@ -262,6 +317,8 @@ def main():
         matmul(rng, args.repeats)
     if "dense_grad" in cases:
         dense_grad(rng, args.repeats)
+    if "attention_grad" in cases:
+        attention_grad(rng, args.repeats)
     if "knn_search" in cases:
         knn_search(rng, args.repeats)
     if "allocation" in cases:

@@ -67,7 +67,9 @@ def main():
     parser.add_argument("--memory-size", type=int, help="memorizing kinds")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     args = parser.parse_args()
+    keras.config.set_dtype_policy(args.precision)
     if args.preset == "d512":
         preset, overrides, batch_size = D512
     else:
@@ -126,6 +128,7 @@ def main():
                 "kind": args.kind,
                 "preset": args.preset,
                 "batch_size": batch_size,
+                "precision": args.precision,
                 "step_s": round(wall, 3),
                 "ops_ms": round(sum(totals.values()), 1),
                 "jax": jax.__version__,

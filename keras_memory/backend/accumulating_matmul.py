@@ -44,13 +44,14 @@ def accumulating_matmul(x, kernel):
         keras.backend.backend() != "jax"
         or keras.backend.standardize_dtype(x.dtype) != "bfloat16"
         or keras.backend.standardize_dtype(kernel.dtype) != "bfloat16"
-        or not _jax_on_cpu()
+        or not jax_on_cpu()
     ):
         return ops.matmul(x, kernel)
     return _jax_accumulating_matmul()(x, kernel)
 
 
-def _jax_on_cpu():
+def jax_on_cpu():
+    """Whether JAX computes on the CPU (where its bfloat16 products are slow)."""
     import jax
 
     return jax.default_backend() == "cpu"

@@ -7,6 +7,7 @@ head_dim)`. Everything is `keras.ops`, so it jits on every backend.
 import numpy as np
 from keras import ops
 
+from keras_memory.backend.accumulating_einsum import accumulating_einsum
 from keras_memory.backend.broadcast_add import add_over_leading_axes
 from keras_memory.ops.masks import window_mask
 
@@ -176,17 +177,19 @@ def sliding_window_attention(
     previous_logits = ops.where(hidden, MASKED_LOGIT, 0.0)
     previous_logits = ops.reshape(previous_logits, (-1, ops.shape(hidden)[1], 1, 1, visible))
 
-    logits = ops.einsum("bnqhd,bnkhd->bnhqk", window_queries, window_keys)
+    logits = accumulating_einsum("bnqhd,bnkhd->bnhqk", window_queries, window_keys)
     logits = add_over_leading_axes(ops.cast(logits, "float32"), static_logits)
     logits = logits + ops.cast(previous_logits, "float32")
 
     if memory_keys is None:
         (weights,), total = _unnormalized_softmax([logits])
-        outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
+        outputs = accumulating_einsum(
+            "bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values
+        )
         return _normalize(outputs, total, batch, seq_len, values.dtype)
 
     # Every window also sees the memory: one softmax over [memory, window].
-    memory_logits = ops.einsum(
+    memory_logits = accumulating_einsum(
         "bnqhd,bmhd->bnhqm", window_queries, ops.cast(memory_keys, queries.dtype)
     )
     memory_logits = ops.cast(memory_logits, "float32")
@@ -194,8 +197,10 @@ def sliding_window_attention(
         valid = ops.reshape(ops.cast(memory_valid, "bool"), (batch, 1, 1, 1, -1))
         memory_logits = memory_logits + ops.where(valid, 0.0, MASKED_LOGIT)
     (memory_weights, weights), total = _unnormalized_softmax([memory_logits, logits])
-    outputs = ops.einsum("bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values)
-    outputs = outputs + ops.einsum(
+    outputs = accumulating_einsum(
+        "bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values
+    )
+    outputs = outputs + accumulating_einsum(
         "bnhqm,bmhd->bnqhd",
         ops.cast(memory_weights, values.dtype),
         ops.cast(memory_values, values.dtype),
@@ -343,12 +348,12 @@ def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
     if scale is not None:
         # On the queries, not the `(q, k)` logits (see `sliding_window_attention`).
         queries = queries * ops.reshape(ops.cast(scale, "float32"), (1, 1, -1, 1))
-    logits = ops.einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
+    logits = accumulating_einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
     if bias is not None:
         logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
     if mask is not None:
         logits = logits + ops.where(mask, 0.0, MASKED_LOGIT)
     (weights,), total = _unnormalized_softmax([logits])
-    outputs = ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
+    outputs = accumulating_einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
     total = ops.transpose(total, (0, 2, 1, 3))
     return outputs / ops.where(total > 0.0, total, 1.0)
