@@ -149,12 +149,21 @@ def measure(args):
                 times.append(time.perf_counter() - start)
     except Exception as error:  # the peer's own failure: reported, not ours to fix
         return {**record, "failed": f"{type(error).__name__}: {error}"}
+    from keras_memory.bench.speed import model_flops_per_token
+
     step_time = statistics.median(times)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    tokens_per_s = args.batch * args.window * args.segments / step_time
+    # Ours and the peer's work by one convention: the peers' models differ
+    # from ours (one key and value head, a narrower feed-forward network),
+    # so their tokens/s buy fewer FLOPs.
+    flops = model_flops_per_token(trainable, args.depth, args.dim, args.window)
     return {
         **record,
-        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "trainable_params": trainable,
         "step_time_s": round(step_time, 4),
-        "tokens_per_s": round(args.batch * args.window * args.segments / step_time, 1),
+        "tokens_per_s": round(tokens_per_s, 1),
+        "model_tflops_per_s": round(flops * tokens_per_s / 1e12, 4),
         "peak_device_bytes": torch.cuda.max_memory_allocated() if device.type == "cuda" else None,
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         "allocator": host_allocator(),
