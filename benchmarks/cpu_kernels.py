@@ -18,7 +18,8 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
 - `dense_grad`: forward and backward (the three products of a training step) of a dense
   layer's `(2, 2048, 512) x (512, 2048)` product in float32, in bfloat16, in bfloat16
   accumulated into float32 with JAX's own gradient, and through
-  `keras_memory.backend.accumulating_matmul` (whose gradient accumulates in float32 too).
+  `keras_memory.backend.accumulating_matmul` (whose gradient accumulates in float32 too); then
+  the kernel's gradient alone in bfloat16 into float32, its 4,096 rows as one axis and as two.
 - `attention_grad`: forward and backward of the d512 window's batched logits product
   `(2, 8, 256, 8, 64) x (2, 8, 768, 8, 64)` as `jnp.einsum` and through
   `keras_memory.backend.accumulating_einsum`, in float32 and bfloat16; then the whole
@@ -220,6 +221,21 @@ def dense_grad(rng, repeats):
         )
         ms = median_ms(grad, jnp.asarray(x, dtype), jnp.asarray(kernel, dtype), repeats=repeats)
         emit("dense_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
+    # The kernel's gradient alone, bfloat16 into float32: the rows as one
+    # axis (a transposed operand) and as two (what accumulating_matmul does).
+    cotangent = jnp.asarray(rng.standard_normal((2, 2048, 2048), dtype=np.float32), jnp.bfloat16)
+    rows = jnp.asarray(x, jnp.bfloat16)
+    forms = {
+        "kernel_grad_one_row_axis": lambda a, g: jnp.matmul(
+            a.reshape(-1, 512).T, g.reshape(-1, 2048), preferred_element_type=jnp.float32
+        ),
+        "kernel_grad_two_row_axes": lambda a, g: jax.lax.dot_general(
+            a, g, (((0, 1), (0, 1)), ((), ())), preferred_element_type=jnp.float32
+        ),
+    }
+    for name, form in forms.items():
+        ms = median_ms(jax.jit(form), rows, cotangent, repeats=repeats)
+        emit("dense_grad", name, ms, gflops=round(flops / 3 / ms / 1e6, 1))
 
 
 def attention_grad(rng, repeats):

@@ -9,7 +9,7 @@ from keras_memory.backend.accumulating_matmul import jax_on_cpu
 
 
 def accumulating_einsum(equation, a, b):
-    """Returns `ops.einsum(equation, a, b)`, in `a`'s dtype.
+    """Returns `ops.einsum(equation, a, b)`.
 
     The batched products of attention (queries by keys, weights by values).
     On every backend the value is `ops.einsum`'s. On JAX's CPU, bfloat16
@@ -18,14 +18,15 @@ def accumulating_einsum(equation, a, b):
     the two products of the gradient, by a custom VJP: this is
     `accumulating_matmul`'s form for products with batch axes, written as
     one `(batch, m, k) x (batch, k, n)` matmul. On 2 cores of an AMD EPYC
-    (Zen 4) with jaxlib 0.10.2, XLA's CPU ran a `(128, 256, 64) x (128, 64,
-    768)` product at 324 GFLOP/s this way against 122 as a plain bfloat16
-    product and 144 in float32; with its gradient's two products, d512
-    attention's logits took 35 ms against 55 as `jnp.einsum`
-    (`benchmarks/cpu_kernels.py --case attention_grad`). Older jaxlibs
+    (Zen 4) with jaxlib 0.10.2, the d512 window's logits product `(2, 8,
+    256, 8, 64) x (2, 8, 768, 8, 64)` with its gradient's two products ran
+    at 281 GFLOP/s this way against 173 as a bfloat16 `jnp.einsum` and 167
+    in float32 (`benchmarks/cpu_kernels.py --case attention_grad`). Older jaxlibs
     refuse the batched form (`UNIMPLEMENTED: Unsupported element type for
     DotThunk::Execute`): a first tiny product tells, once per process, and
-    where it fails the plain product is used, which gives the same value.
+    where it fails the plain product is used (the same product, up to the
+    order of the float32 sums). The custom VJP makes the JAX CPU path
+    reverse-mode only, like any `jax.custom_vjp`.
 
     Args:
         equation: str. Two operands, one output, one letter per axis, no
@@ -36,7 +37,7 @@ def accumulating_einsum(equation, a, b):
         b: float tensor.
 
     Returns:
-        The product, in `a`'s dtype.
+        The product, in the operands' dtype where they share one.
     """
     gradient_equations(equation)
     a, b = ops.convert_to_tensor(a), ops.convert_to_tensor(b)
@@ -63,7 +64,11 @@ def gradient_equations(equation):
             f"got {equation!r}."
         )
     a, b = operands
-    for letters in (a, b, output):
+    if not set(output) <= set(a) | set(b):
+        raise ValueError(
+            f"Every axis of `equation`'s output must be an operand's; got {equation!r}."
+        )
+    for letters in (a, b, output or "z"):  # a scalar output is allowed
         if len(set(letters)) != len(letters) or not letters.isalpha():
             raise ValueError(
                 f"`equation` must name each axis of an operand by one distinct letter; "
@@ -80,14 +85,25 @@ def gradient_equations(equation):
 
 @functools.cache
 def _batched_accumulation_compiles():
-    """Whether this jaxlib's CPU multiplies bfloat16 with batch axes into float32."""
+    """Whether this jaxlib's CPU multiplies bfloat16 with a batch axis into float32.
+
+    Compiled and run on concrete arrays, so that a first call inside a
+    trace (Keras builds and trains under `jax.jit`) still runs the product
+    instead of staging it.
+    """
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
-    operand = jnp.ones((2, 2, 2), jnp.bfloat16)
+    operand = np.ones((2, 2, 2), jnp.bfloat16)
+
+    def product(a, b):
+        return jnp.matmul(a, b, preferred_element_type=jnp.float32)
+
     try:
-        product = jnp.matmul(operand, operand, preferred_element_type=jnp.float32)
-        jax.block_until_ready(product)
+        with jax.ensure_compile_time_eval():
+            compiled = jax.jit(product).lower(operand, operand).compile()
+            jax.block_until_ready(compiled(operand, operand))
     except Exception:  # XLA's UNIMPLEMENTED; the plain product gives the same value
         return False
     return True

@@ -93,7 +93,7 @@ def _two_row_axes(tensor):
 
     The kernel's gradient sums over every row. Contracting two row axes, no
     batch axes, XLA's CPU multiplied a `(2, 2048, 512)` by a `(2, 2048, 2048)`
-    bfloat16 tensor into float32 at 344 GFLOP/s; as one axis of 4,096 rows
+    bfloat16 tensor into float32 at 352 GFLOP/s; as one axis of 4,096 rows
     (a transposed `(512, 4096)` operand) at 186 (`benchmarks/cpu_kernels.py
     --case dense_grad`).
     """

@@ -29,8 +29,12 @@ def read_records(paths):
         with open(path) as f:
             for line in f:
                 line = line.strip()
-                if line.startswith("{"):
+                if not line.startswith("{"):
+                    continue
+                try:
                     records.append(json.loads(line))
+                except json.JSONDecodeError:  # a cut-off line: its run's figures are lost
+                    continue
     return records
 
 
@@ -69,9 +73,13 @@ def ratio_row(records, goal, kind, against, target):
             and r.get("kind") == kind
             and r.get("tokens_per_s")
         ]
-    if ours and "memory_size" in ours[0]:
-        size = ours[0]["memory_size"]
-        others = [r for r in others if r.get("memory_size", size) == size]
+    if ours:
+        # One comparison: the first run's precision and memory size on both sides.
+        first = ours[0]
+        for key in ("precision", "memory_size"):
+            if key in first:
+                ours = [r for r in ours if r.get(key) == first[key]]
+                others = [r for r in others if r.get(key, first[key]) == first[key]]
     mine, theirs = _mean_tokens_per_s(ours), _mean_tokens_per_s(others)
     row = {"goal": goal, "ours": mine, "against": theirs, "ratio": None}
     if mine is None or theirs is None:
@@ -119,12 +127,14 @@ def goal_table(records):
                 f"{'' if peak is None else format(peak / 2**30, '.1f') + ' GiB'} |"
             )
     lines += flops_rows(records)
-    lookups = [r for r in records if r.get("benchmark") == "knn_retrieval"]
+    lookups = [
+        r for r in records if r.get("benchmark") == "knn_retrieval" and r.get("mode") == "lookup"
+    ]
     if lookups:
         lines += ["", "| kNN lookup | entries | ms | recall@k |", "|---|---|---|---|"]
         for r in lookups:
             lines.append(
-                f"| {r.get('method')} | {r.get('memory_size'):,} | {r.get('ms_median')} | "
+                f"| {r.get('method')} | {_figure(r.get('memory_size'))} | {r.get('ms_median')} | "
                 f"{r.get('recall_at_k')} |"
             )
     generations = [r for r in records if r.get("benchmark") == "generate"]

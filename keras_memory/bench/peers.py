@@ -154,9 +154,8 @@ def measure(args):
     step_time = statistics.median(times)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     tokens_per_s = args.batch * args.window * args.segments / step_time
-    # Ours and the peer's work by one convention: the peers' models differ
-    # from ours (one key and value head, a narrower feed-forward network),
-    # so their tokens/s buy fewer FLOPs.
+    # Ours and the peer's work by one convention: the peers' keys and values
+    # are one head's, so at the same sizes their tokens/s buy fewer FLOPs.
     flops = model_flops_per_token(trainable, args.depth, args.dim, args.window)
     return {
         **record,

@@ -348,12 +348,12 @@ def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
     if scale is not None:
         # On the queries, not the `(q, k)` logits (see `sliding_window_attention`).
         queries = queries * ops.reshape(ops.cast(scale, "float32"), (1, 1, -1, 1))
-    logits = accumulating_einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
+    logits = ops.einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
     if bias is not None:
         logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
     if mask is not None:
         logits = logits + ops.where(mask, 0.0, MASKED_LOGIT)
     (weights,), total = _unnormalized_softmax([logits])
-    outputs = accumulating_einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
+    outputs = ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
     total = ops.transpose(total, (0, 2, 1, 3))
     return outputs / ops.where(total > 0.0, total, 1.0)

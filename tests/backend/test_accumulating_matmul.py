@@ -8,17 +8,18 @@ from tests.backend_utils import gradients_of_weighted_sum
 from tests.conftest import to_numpy
 
 
-def _case(seed=0):
+def _case(seed=0, rows=(2, 3)):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, 3, 16)).astype("float32")
+    x = rng.standard_normal((*rows, 16)).astype("float32")
     kernel = rng.standard_normal((16, 8)).astype("float32")
-    cotangent = rng.standard_normal((2, 3, 8)).astype("float32")
+    cotangent = rng.standard_normal((*rows, 8)).astype("float32")
     return x, kernel, cotangent
 
 
 def _expected(x, kernel, cotangent):
     x, kernel, cotangent = (np.asarray(a, "float64") for a in (x, kernel, cotangent))
-    return x @ kernel, cotangent @ kernel.T, np.einsum("bsn,bsm->nm", x, cotangent)
+    rows = (x.reshape(-1, x.shape[-1]), cotangent.reshape(-1, cotangent.shape[-1]))
+    return x @ kernel, cotangent @ kernel.T, rows[0].T @ rows[1]
 
 
 def test_float32_value_and_gradients_are_the_product():
@@ -42,8 +43,11 @@ def _round_to_bfloat16(a):
     return to_numpy(ops.cast(ops.cast(a, "bfloat16"), "float32"))
 
 
-def test_bfloat16_value_and_gradients_are_the_product_of_the_rounded_operands():
-    x, kernel, cotangent = _case(1)
+# An odd number of rows cannot be split over two axes for the kernel's
+# gradient (see `_two_row_axes`); a flat matrix of rows has no leading axes.
+@pytest.mark.parametrize("rows", [(2, 3), (1, 3), (5,)])
+def test_bfloat16_value_and_gradients_are_the_product_of_the_rounded_operands(rows):
+    x, kernel, cotangent = _case(1, rows)
     # Exact products of the bfloat16 operands, then one bfloat16 rounding: a
     # product that lost its float32 accumulation, or a wrong gradient, is off
     # by far more than that rounding (2^-8 of the largest entry).
@@ -80,7 +84,7 @@ def test_on_jax_cpu_all_three_products_take_bfloat16_operands_into_float32():
     for dot in dots:
         assert [str(v.aval.dtype) for v in dot.invars] == ["bfloat16", "bfloat16"]
         assert dot.params["preferred_element_type"] == jnp.float32
-        # No batch axes: XLA's CPU cannot multiply those into float32.
+        # No batch axes: one projection's product, over every row.
         assert dot.params["dimension_numbers"][1] == ((), ())
 
 

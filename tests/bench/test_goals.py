@@ -72,3 +72,34 @@ def test_work_per_second_is_compared_where_both_sides_report_it():
     ]
     assert goals.flops_rows(records)[-1] == "| block_recurrent | 0.200 | 0.200 | 1.00x |"
     assert goals.flops_rows(records[:1]) == []
+
+
+def test_only_like_records_are_compared_and_other_lines_do_not_break_the_table(tmp_path):
+    records = [
+        _speed("block_recurrent", 500.0, precision="float32"),
+        _speed("block_recurrent", 900.0, precision="mixed_bfloat16"),
+        _peer("block_recurrent", 100.0, precision="float32"),
+        _peer("block_recurrent", 300.0, precision="mixed_bfloat16"),
+    ]
+    row = goals.ratio_row(records, *goals.RATIO_GOALS[1])
+    assert (row["ours"], row["against"]) == (500.0, 100.0)
+    path = tmp_path / "mixed.jsonl"
+    lines = [
+        json.dumps(records[0]),
+        '{"benchmark": "speed", "kind": "xl", "tokens_per',  # a line cut off by a timeout
+        json.dumps({"benchmark": "knn_retrieval", "mode": "scann-large", "entries": 10}),
+        json.dumps(
+            {
+                "benchmark": "knn_retrieval",
+                "mode": "lookup",
+                "method": "exact",
+                "memory_size": 65536,
+                "ms_median": 1.5,
+                "recall_at_k": 1.0,
+            }
+        ),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    table = "\n".join(goals.goal_table(goals.read_records([str(path)])))
+    assert "| exact | 65,536 | 1.5 | 1.0 |" in table
+    assert "scann" not in table

@@ -28,6 +28,8 @@ def test_the_gpu_check_script_times_every_part_and_prints_the_goal_table(tmp_pat
         "GENERATE_SEGMENT": "64",
         # The GPU's part limits are sized for a GPU; a loaded CI machine gets room.
         **{f"{part}_TIMEOUT": "600" for part in ("SPEED", "CEILING", "KNN", "GENERATE")},
+        # No wheels: the Python running the tests has what the script needs.
+        "WHEELS": str(tmp_path / "wheels"),
         "SITE": str(tmp_path / "site"),
         "OUTPUT_DIR": str(tmp_path / "out"),
     }
@@ -55,6 +57,16 @@ def test_the_gpu_check_script_times_every_part_and_prints_the_goal_table(tmp_pat
     assert records["knn"][0]["recall_at_k"] == 1.0
     assert {r["kind"] for r in records["generate"]} == {"xl"}
     table = (out / "goals.md").read_text()
+    # A second run into the same folder is refused: its records would be averaged in.
+    again = subprocess.run(
+        ["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh")],
+        env={**os.environ, **settings},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 2
+    assert again.stderr.strip().startswith(f"gpu_check: OUTPUT_DIR {out} exists")
     assert "| Transformer-XL >= 75% of the plain Keras ceiling |  | " in table
     assert "not measured (no xl record)" in table
     assert table in done.stdout
