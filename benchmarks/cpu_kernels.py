@@ -22,8 +22,9 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   the kernel's gradient alone in bfloat16 into float32, its 4,096 rows as one axis and as two.
 - `attention_grad`: forward and backward of the d512 window's batched logits product
   `(2, 8, 256, 8, 64) x (2, 8, 768, 8, 64)` as `jnp.einsum` and through
-  `keras_memory.backend.accumulating_einsum`, in float32 and bfloat16; then the whole
-  `sliding_window_attention` (no cache) in float32 and bfloat16.
+  `keras_memory.backend.accumulating_einsum`, in float32 and bfloat16.
+- `window_grad`: forward and backward of the whole `sliding_window_attention` (cache, position
+  bias) in float32 and bfloat16; it imports nothing newer, so it also times an old checkout.
 - `allocation`: writing a new 134 MB float32 buffer (`x * 2`) against reading one (`sum`):
   run it with and without `LD_PRELOAD` of tcmalloc to see what the allocator costs.
 - `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
@@ -61,6 +62,7 @@ CASES = (
     "matmul",
     "dense_grad",
     "attention_grad",
+    "window_grad",
     "knn_search",
     "allocation",
 )
@@ -265,19 +267,41 @@ def attention_grad(rng, repeats):
         )
         ms = median_ms(grad, jnp.asarray(queries, dtype), jnp.asarray(keys, dtype), repeats=repeats)
         emit("attention_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
+
+
+def window_grad(rng, repeats):
+    # Only what every commit has (no keras_memory.backend import), so that
+    # `PYTHONPATH=OLD_CHECKOUT python benchmarks/cpu_kernels.py --case window_grad`
+    # times an older attention with the same call.
+    b, s, h, d, w = 2, 2048, 8, 64, 512
+    buckets = t5_relative_position_buckets(relative_positions(w, 2 * w))
+    table = jnp.asarray(rng.standard_normal((h, 32), dtype=np.float32) * 0.1)
     for dtype in (jnp.float32, jnp.bfloat16):
         q, k, v = (
-            jnp.asarray(rng.standard_normal((2, 2048, 8, 64), dtype=np.float32), dtype)
+            jnp.asarray(rng.standard_normal((b, s, h, d), dtype=np.float32) * 0.1, dtype)
             for _ in range(3)
         )
+        cache_k, cache_v = (
+            jnp.asarray(rng.standard_normal((b, w, h, d), dtype=np.float32) * 0.1, dtype)
+            for _ in range(2)
+        )
 
-        def loss(q, k, v):
-            out = sliding_window_attention(q, k, v, window_length=512)
+        def loss(q, k, v, cache_k=cache_k, cache_v=cache_v):
+            out = sliding_window_attention(
+                q,
+                k,
+                v,
+                window_length=w,
+                cache_keys=cache_k,
+                cache_values=cache_v,
+                cache_valid=jnp.ones((b,), bool),
+                position_bias=jnp.take(table, buckets, axis=1),
+            )
             return out.astype(jnp.float32).sum()
 
         step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
         ms = median_ms(step, q, k, v, repeats=repeats)
-        emit("attention_grad", f"sliding_window_attention_{jnp.dtype(dtype).name}", ms)
+        emit("window_grad", f"sliding_window_attention_{jnp.dtype(dtype).name}", ms)
 
 
 def allocation(rng, repeats):
@@ -335,6 +359,8 @@ def main():
         dense_grad(rng, args.repeats)
     if "attention_grad" in cases:
         attention_grad(rng, args.repeats)
+    if "window_grad" in cases:
+        window_grad(rng, args.repeats)
     if "knn_search" in cases:
         knn_search(rng, args.repeats)
     if "allocation" in cases:

@@ -1,13 +1,11 @@
 """`benchmarks/gpu_check.sh` runs at the tiny size on the CPU, so it cannot rot."""
 
 import json
-import os
-import subprocess
 import sys
 
 import keras
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.bench.scripts import run_benchmark_script
 
 
 def test_the_gpu_check_script_times_every_part_and_prints_the_goal_table(tmp_path):
@@ -33,13 +31,7 @@ def test_the_gpu_check_script_times_every_part_and_prints_the_goal_table(tmp_pat
         "SITE": str(tmp_path / "site"),
         "OUTPUT_DIR": str(tmp_path / "out"),
     }
-    done = subprocess.run(
-        ["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh")],
-        env={**os.environ, **settings},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    done = run_benchmark_script("gpu_check.sh", settings, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "stopped" not in done.stderr, done.stderr[-3000:]
     out = tmp_path / "out"
@@ -58,13 +50,7 @@ def test_the_gpu_check_script_times_every_part_and_prints_the_goal_table(tmp_pat
     assert {r["kind"] for r in records["generate"]} == {"xl"}
     table = (out / "goals.md").read_text()
     # A second run into the same folder is refused: its records would be averaged in.
-    again = subprocess.run(
-        ["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh")],
-        env={**os.environ, **settings},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    again = run_benchmark_script("gpu_check.sh", settings, timeout=120)
     assert again.returncode == 2
     assert again.stderr.strip().startswith(f"gpu_check: OUTPUT_DIR {out} exists")
     assert "| Transformer-XL >= 75% of the plain Keras ceiling |  | " in table

@@ -2,12 +2,11 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.bench.scripts import run_benchmark_script
 
 
 def test_the_gpu_quality_script_runs_its_comparison_at_the_tiny_size(tmp_path):
@@ -23,13 +22,7 @@ def test_the_gpu_quality_script_runs_its_comparison_at_the_tiny_size(tmp_path):
         "EVAL_STEPS": "1",
         "OUTPUT": str(output),
     }
-    done = subprocess.run(
-        ["bash", os.path.join(REPO, "benchmarks", "gpu_quality.sh")],
-        env={**os.environ, **settings},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_benchmark_script("gpu_quality.sh", settings)
     assert done.returncode == 0, done.stderr[-2000:]
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["model"] for r in records] == ["xl", "memorizing_2k"]
