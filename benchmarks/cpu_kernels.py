@@ -238,6 +238,27 @@ def dense_grad(rng, repeats):
     for name, form in forms.items():
         ms = median_ms(jax.jit(form), rows, cotangent, repeats=repeats)
         emit("dense_grad", name, ms, gflops=round(flops / 3 / ms / 1e6, 1))
+    # The input's gradient, with the rows flattened to one axis as a layer on
+    # 2-D tokens has them: as one row axis (kernel transposed) and as two.
+    kernel_bf16 = jnp.asarray(kernel, jnp.bfloat16)
+    flat_cotangent = cotangent.reshape(-1, 2048)
+    forms = {
+        "input_grad_one_row_axis": lambda g, k: jnp.matmul(
+            g, k.T, preferred_element_type=jnp.float32
+        ),
+        "input_grad_two_row_axes": lambda g, k: jax.lax.dot_general(
+            g.reshape(2, -1, 2048), k, (((2,), (1,)), ((), ())), preferred_element_type=jnp.float32
+        ),
+    }
+    for name, form in forms.items():
+        ms = median_ms(jax.jit(form), flat_cotangent, kernel_bf16, repeats=repeats)
+        emit("dense_grad", name, ms, gflops=round(flops / 3 / ms / 1e6, 1))
+    # The whole product and gradient with 2-D rows `(4096, 512)`.
+    grad = jax.jit(
+        jax.grad(lambda a, b: accumulating_matmul(a, b).astype(jnp.float32).sum(), argnums=(0, 1))
+    )
+    ms = median_ms(grad, rows.reshape(-1, 512), kernel_bf16, repeats=repeats)
+    emit("dense_grad", "bf16_accumulating_matmul_2d_rows", ms, gflops=round(flops / ms / 1e6, 1))
 
 
 def attention_grad(rng, repeats):

@@ -43,9 +43,10 @@ def _round_to_bfloat16(a):
     return to_numpy(ops.cast(ops.cast(a, "bfloat16"), "float32"))
 
 
-# An odd number of rows cannot be split over two axes for the kernel's
-# gradient (see `_two_row_axes`); a flat matrix of rows has no leading axes.
-@pytest.mark.parametrize("rows", [(2, 3), (1, 3), (5,)])
+# The gradient's products split the rows over two axes (see `_two_row_axes`),
+# which an odd number of rows cannot be; a flat matrix of rows has no leading
+# axes, and its input gradient comes back from the split to its own shape.
+@pytest.mark.parametrize("rows", [(2, 3), (1, 3), (5,), (6,)])
 def test_bfloat16_value_and_gradients_are_the_product_of_the_rounded_operands(rows):
     x, kernel, cotangent = _case(1, rows)
     # Exact products of the bfloat16 operands, then one bfloat16 rounding: a
