@@ -4,6 +4,7 @@ Shapes follow meliad: queries, keys and values are `(batch, length, heads,
 head_dim)`. Everything is `keras.ops`, so it jits on every backend.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -325,11 +326,17 @@ def _normalize(outputs, total, batch, seq_len, dtype):
 
 
 def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
-    """Softmax attention of every query over every key, in float32.
+    """Softmax attention of every query over every key, softmax in float32.
 
     Used where no sliding window applies: the recurrent state attending to
     itself and to a block of tokens, tokens attending to the state, and
     Melodi's window of context and summary tokens (with its position bias).
+
+    The two products run in the operands' dtype, the wider where they
+    differ: bfloat16 operands (a `mixed_bfloat16` layer's) are multiplied
+    with float32 accumulation where that is faster (`accumulating_einsum`),
+    as in `sliding_window_attention`; the logits, bias, mask and softmax are
+    float32 whatever the operands.
 
     Args:
         queries: float tensor `(batch, q, heads, head_dim)`.
@@ -344,16 +351,18 @@ def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
     Returns:
         A float32 tensor `(batch, q, heads, head_dim)`.
     """
-    queries = ops.cast(queries, "float32")
+    queries, keys, values = (ops.convert_to_tensor(t) for t in (queries, keys, values))
+    dtype = keras.backend.result_type(queries.dtype, keys.dtype, values.dtype)
+    queries, keys, values = (ops.cast(t, dtype) for t in (queries, keys, values))
     if scale is not None:
         # On the queries, not the `(q, k)` logits (see `sliding_window_attention`).
-        queries = queries * ops.reshape(ops.cast(scale, "float32"), (1, 1, -1, 1))
-    logits = ops.einsum("bqhd,bkhd->bhqk", queries, ops.cast(keys, "float32"))
+        queries = queries * ops.cast(ops.reshape(ops.cast(scale, "float32"), (1, 1, -1, 1)), dtype)
+    logits = ops.cast(accumulating_einsum("bqhd,bkhd->bhqk", queries, keys), "float32")
     if bias is not None:
         logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
     if mask is not None:
         logits = logits + ops.where(mask, 0.0, MASKED_LOGIT)
     (weights,), total = _unnormalized_softmax([logits])
-    outputs = ops.einsum("bhqk,bkhd->bqhd", weights, ops.cast(values, "float32"))
+    outputs = accumulating_einsum("bhqk,bkhd->bqhd", ops.cast(weights, dtype), values)
     total = ops.transpose(total, (0, 2, 1, 3))
-    return outputs / ops.where(total > 0.0, total, 1.0)
+    return ops.cast(outputs, "float32") / ops.where(total > 0.0, total, 1.0)

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -279,3 +280,44 @@ def test_one_query_step_equals_its_row_of_the_window(include_self, previous_vali
             **{**options, "position_bias": bias[:, position]},
         )
         np.testing.assert_allclose(to_numpy(step)[:, 0], whole[:, position], rtol=1e-5, atol=1e-5)
+
+
+def test_dense_attention_of_bfloat16_operands_is_float32_attention_at_bfloat16_precision():
+    # A `mixed_bfloat16` layer (Melodi's window) hands bfloat16 operands: the
+    # products take them as they are (each product rounded to bfloat16 once),
+    # the mask, bias and softmax stay float32, and the result is float32.
+    from keras_memory.ops.attention import dense_attention
+
+    rng = np.random.default_rng(6)
+    b, q_len, k_len, h, d = 2, 5, 7, 2, 16
+    q, k, v = (
+        to_numpy(ops.cast(ops.cast(rng.standard_normal((b, n, h, d)), "bfloat16"), "float32"))
+        for n in (q_len, k_len, k_len)
+    )
+    scale = np.array([0.25, 0.5], "float32")  # logits within about 4: bfloat16 keeps 2^-8 of them
+    bias = rng.standard_normal((h, q_len, k_len)).astype("float32")
+    mask = rng.random((b, 1, q_len, k_len)) > 0.3
+    mask[..., 0], mask[..., -1] = True, False
+    v[:, -1] = 1000.0  # a masked key that leaked into any weight would show
+    expected = to_numpy(dense_attention(q, k, v, scale, mask, bias))
+    got = dense_attention(*(ops.cast(t, "bfloat16") for t in (q, k, v)), scale, mask, bias)
+    assert keras.backend.standardize_dtype(got.dtype) == "float32"
+    np.testing.assert_allclose(to_numpy(got), expected, atol=2**-5 * np.abs(v[:, :-1]).max())
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the float32 accumulation is JAX's")
+def test_on_jax_cpu_dense_attention_multiplies_bfloat16_operands_into_float32():
+    import jax
+    import jax.numpy as jnp
+
+    from keras_memory.ops.attention import dense_attention
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the accumulating form is used on the CPU only")
+    q, k, v = (jnp.ones((1, n, 2, 8), jnp.bfloat16) for n in (3, 4, 4))
+    jaxpr = jax.make_jaxpr(lambda q, k, v: dense_attention(q, k, v).sum())(q, k, v)
+    dots = [e for e in jaxpr.jaxpr.eqns if e.primitive.name in ("dot_general", "custom_vjp_call")]
+    # Upcast operands would run at the float32 rate (see `accumulating_einsum`).
+    assert len(dots) == 2
+    for dot in dots:
+        assert [str(var.aval.dtype) for var in dot.invars] == ["bfloat16", "bfloat16"]

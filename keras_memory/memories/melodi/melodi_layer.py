@@ -340,9 +340,9 @@ class MelodiLayer(MemoryLayer):
                 key_valid = ops.concatenate(
                     [ops.repeat(short_valid[:, None], m, axis=1), key_valid], axis=1
                 )
-            keys = ops.concatenate([ops.cast(p[0], "float32") for p in parts], axis=1)
-            values = ops.concatenate([ops.cast(p[1], "float32") for p in parts], axis=1)
-            queries = ops.concatenate([ops.cast(p[2], "float32") for p in parts[-2:]], axis=1)
+            # Compute dtype: `dense_attention` accumulates bfloat16 in float32.
+            keys, values = (ops.concatenate([p[i] for p in parts], axis=1) for i in (0, 1))
+            queries = ops.concatenate([p[2] for p in parts[-2:]], axis=1)
             mask = ops.logical_and(causal[None, None], key_valid[:, None, None, :])
             attended = dense_attention(queries, keys, values, scale, mask, bias)
             if self.long_term is not None:
