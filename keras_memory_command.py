@@ -63,7 +63,15 @@ def _rerun_with_tcmalloc(argv):
     # Said where it matters, not here: `train`'s first line and every `bench`
     # record name the allocator, and an error stays one line.
     preload = " ".join(p for p in (library, os.environ.get("LD_PRELOAD", "")) if p)
-    command = [sys.executable, "-c", "import keras_memory_command; keras_memory_command.main()"]
+    # `-P`: `-c` would put the working directory first on `sys.path`, so a
+    # checkout there (another version of keras_memory) would run instead of
+    # the one this command imported; `$PYTHONPATH` still comes first.
+    command = [
+        sys.executable,
+        "-P",
+        "-c",
+        "import keras_memory_command; keras_memory_command.main()",
+    ]
     os.execve(sys.executable, [*command, *argv], {**os.environ, "LD_PRELOAD": preload})
 
 

@@ -53,6 +53,38 @@ def test_the_console_script_reruns_itself_with_the_library(monkeypatch, capsys):
 
 
 @linux_only
+def test_the_rerun_does_not_import_from_the_working_directory(monkeypatch, tmp_path):
+    # Run from a folder holding another checkout, the re-run must still run
+    # the keras_memory this command imported (`python -c` alone would put the
+    # working directory first on sys.path).
+    ran = {}
+
+    class Replaced(Exception):
+        pass
+
+    def execve(path, args, env):
+        ran.update(args=args)
+        raise Replaced
+
+    monkeypatch.setattr(keras_memory_command, "tcmalloc_library", lambda environ: "/lib/tc.so")
+    monkeypatch.setattr(keras_memory_command.os, "execve", execve)
+    monkeypatch.setattr(sys, "argv", ["keras-memory", "train", "--max-documents", "0"])
+    with pytest.raises(Replaced):
+        keras_memory_command.main()
+    (tmp_path / "keras_memory_command.py").write_text("raise SystemExit('the working directory')\n")
+    done = subprocess.run(
+        ran["args"],
+        cwd=tmp_path,
+        env={**os.environ, "KERAS_MEMORY_TCMALLOC": "0"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "argument --max-documents: expected an int >= 1" in done.stderr
+
+
+@linux_only
 def test_the_rerun_command_runs_the_same_command(tmp_path):
     # The command the re-run executes, run here without a preload: it must
     # reach the same parser (a bad flag answers in one line, exit 2).
