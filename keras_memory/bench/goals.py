@@ -117,12 +117,18 @@ def goal_table(records):
             row["status"],
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| kind | tokens/s | MFU | peak device memory |", "|---|---|---|---|"]
+    # Every record of ours, with its precision: a file may hold runs of both.
+    lines += [
+        "",
+        "| kind | precision | tokens/s | MFU | peak device memory |",
+        "|---|---|---|---|---|",
+    ]
     for record in records:
         if record.get("benchmark") == "speed" and "peer" not in record:
             peak = record.get("peak_device_bytes")
             lines.append(
-                f"| {record['kind']} | {_figure(record.get('tokens_per_s'))} | "
+                f"| {record['kind']} | {record.get('precision', '')} | "
+                f"{_figure(record.get('tokens_per_s'))} | "
                 f"{'' if record.get('mfu') is None else format(record['mfu'], '.1%')} | "
                 f"{'' if peak is None else format(peak / 2**30, '.1f') + ' GiB'} |"
             )

@@ -52,13 +52,18 @@ def test_a_missing_or_failed_peer_is_not_measured_and_says_why():
 
 def test_the_command_prints_every_goal_and_refuses_missing_files(tmp_path, capsys):
     path = tmp_path / "speed.jsonl"
-    lines = [json.dumps(_speed("xl", 800.0, mfu=0.41, peak_device_bytes=2**31)), "not json"]
+    lines = [
+        json.dumps(_speed("xl", 800.0, mfu=0.41, peak_device_bytes=2**31)),
+        json.dumps(_speed("xl", 900.0, precision="float32")),
+        "not json",
+    ]
     path.write_text("\n".join(lines) + "\n")
     assert goals.main([str(path)]) == 0
     table = capsys.readouterr().out
     for goal, *_ in goals.RATIO_GOALS:
         assert goal in table
-    assert "| xl | 800 | 41.0% | 2.0 GiB |" in table
+    assert "| xl |  | 800 | 41.0% | 2.0 GiB |" in table
+    assert "| xl | float32 | 900 |  |  |" in table  # each record says its precision
     assert table.count("not measured") == 3
     assert goals.main([str(path), str(tmp_path / "missing.jsonl")]) == 2
     assert capsys.readouterr().err.strip() == f"goals: no such file: {tmp_path / 'missing.jsonl'}"
