@@ -79,7 +79,10 @@ def _jax_accumulating_matmul():
         # CPU ran `(4096, 2048) x (2048, 512)` (a transposed kernel) into
         # float32 at 178-206 GFLOP/s as one row axis, 329-418 as two.
         x_grad = jax.lax.dot_general(
-            _two_row_axes(grad), kernel, (((2,), (1,)), ((), ())), preferred_element_type=jnp.float32
+            _two_row_axes(grad),
+            kernel,
+            (((2,), (1,)), ((), ())),
+            preferred_element_type=jnp.float32,
         )
         x_grad = x_grad.reshape(x.shape).astype(x.dtype)
         kernel_grad = jax.lax.dot_general(
