@@ -77,7 +77,8 @@ def _jax_accumulating_matmul():
         grad = grad.astype(x.dtype)
         # The same two row axes for the input's gradient: with `x` 2-D, XLA's
         # CPU ran `(4096, 2048) x (2048, 512)` (a transposed kernel) into
-        # float32 at 178-206 GFLOP/s as one row axis, 329-418 as two.
+        # float32 at 185-198 GFLOP/s as one row axis, 374-375 as two
+        # (`benchmarks/cpu_kernels.py --case dense_grad`).
         x_grad = jax.lax.dot_general(
             _two_row_axes(grad),
             kernel,

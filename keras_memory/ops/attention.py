@@ -335,8 +335,9 @@ def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
     The two products run in the operands' dtype, the wider where they
     differ: bfloat16 operands (a `mixed_bfloat16` layer's) are multiplied
     with float32 accumulation where that is faster (`accumulating_einsum`),
-    as in `sliding_window_attention`; the logits, bias, mask and softmax are
-    float32 whatever the operands.
+    as in `sliding_window_attention`. The logits are that product in the
+    operands' dtype, widened to float32; bias, mask and softmax are float32
+    whatever the operands.
 
     Args:
         queries: float tensor `(batch, q, heads, head_dim)`.

@@ -64,13 +64,14 @@ def test_bfloat16_value_and_gradients_are_the_product_of_the_rounded_operands(ro
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the float32 accumulation is JAX's")
-def test_on_jax_cpu_all_three_products_take_bfloat16_operands_into_float32():
+@pytest.mark.parametrize("rows", [(2, 3), (6,)])
+def test_on_jax_cpu_all_three_products_take_bfloat16_operands_into_float32(rows):
     import jax
     import jax.numpy as jnp
 
     if jax.default_backend() != "cpu":
         pytest.skip("the accumulating form is used on the CPU only")
-    x, kernel, cotangent = _case()
+    x, kernel, cotangent = _case(rows=rows)
 
     def objective(x, kernel):
         return (accumulating_matmul(x, kernel).astype(jnp.float32) * cotangent).sum()
@@ -87,6 +88,9 @@ def test_on_jax_cpu_all_three_products_take_bfloat16_operands_into_float32():
         assert dot.params["preferred_element_type"] == jnp.float32
         # No batch axes: one projection's product, over every row.
         assert dot.params["dimension_numbers"][1] == ((), ())
+    # Both gradient products take the rows on two axes, even from 2-D rows
+    # (see `_two_row_axes`): as one axis XLA's CPU ran them at half the rate.
+    assert [len(dot.invars[0].aval.shape) for dot in dots[1:]] == [3, 3]
 
 
 def test_rejects_a_kernel_that_is_not_a_matrix_or_does_not_match():
