@@ -24,12 +24,17 @@ def test_the_library_is_found_unless_off_or_already_preloaded(tmp_path):
     assert tcmalloc_library({}, [str(tmp_path / "none")]) is None  # not installed: as before
 
 
-@linux_only
-def test_the_console_script_reruns_itself_with_the_library(monkeypatch, capsys):
-    ran = {}
+class Replaced(Exception):
+    """Raised by the stand-in `os.execve`: the process would have been replaced."""
 
-    class Replaced(Exception):
-        pass
+
+def capture_rerun(monkeypatch, argv):
+    """Runs the console script's `main` with `argv` and tcmalloc "installed".
+
+    Returns what it handed `os.execve` (`path`, `args`, `env`), or `{}`
+    where it ran without re-running.
+    """
+    ran = {}
 
     def execve(path, args, env):
         ran.update(path=path, args=args, env=env)
@@ -37,40 +42,31 @@ def test_the_console_script_reruns_itself_with_the_library(monkeypatch, capsys):
 
     monkeypatch.setattr(keras_memory_command, "tcmalloc_library", lambda environ: "/lib/tc.so")
     monkeypatch.setattr(keras_memory_command.os, "execve", execve)
-    monkeypatch.setattr(sys, "argv", ["keras-memory", "bench", "ceiling", "--config", "tiny"])
-    monkeypatch.setenv("LD_PRELOAD", "/lib/other.so")
-    with pytest.raises(Replaced):
+    monkeypatch.setattr(sys, "argv", ["keras-memory", *argv])
+    with pytest.raises((Replaced, SystemExit)):
         keras_memory_command.main()
+    return ran
+
+
+@linux_only
+def test_the_console_script_reruns_itself_with_the_library(monkeypatch, capsys):
+    monkeypatch.setenv("LD_PRELOAD", "/lib/other.so")
+    ran = capture_rerun(monkeypatch, ["bench", "ceiling", "--config", "tiny"])
     assert ran["path"] == sys.executable
     assert ran["args"][-4:] == ["bench", "ceiling", "--config", "tiny"]
     assert ran["env"]["LD_PRELOAD"] == "/lib/tc.so /lib/other.so"
     assert capsys.readouterr().err == ""  # an error of the command stays its one line
-    # --help, and callers passing their own argv, run as they are.
-    monkeypatch.setattr(sys, "argv", ["keras-memory", "train", "--help"])
-    with pytest.raises(SystemExit):
-        keras_memory_command.main()
-    assert "path" in ran and ran["args"][-1] == "tiny"
+    # --help runs as it is.
+    assert capture_rerun(monkeypatch, ["train", "--help"]) == {}
 
 
 @linux_only
-def test_the_rerun_does_not_import_from_the_working_directory(monkeypatch, tmp_path):
-    # Run from a folder holding another checkout, the re-run must still run
-    # the keras_memory this command imported (`python -c` alone would put the
-    # working directory first on sys.path).
-    ran = {}
-
-    class Replaced(Exception):
-        pass
-
-    def execve(path, args, env):
-        ran.update(args=args)
-        raise Replaced
-
-    monkeypatch.setattr(keras_memory_command, "tcmalloc_library", lambda environ: "/lib/tc.so")
-    monkeypatch.setattr(keras_memory_command.os, "execve", execve)
-    monkeypatch.setattr(sys, "argv", ["keras-memory", "train", "--max-documents", "0"])
-    with pytest.raises(Replaced):
-        keras_memory_command.main()
+def test_the_rerun_runs_the_same_command_and_not_the_working_directory(monkeypatch, tmp_path):
+    # The command the re-run executes, run here without a preload from a
+    # folder holding another `keras_memory_command` (`python -c` alone would
+    # put the working directory first on sys.path): it must reach this
+    # checkout's parser, where a bad flag answers in one line, exit 2.
+    ran = capture_rerun(monkeypatch, ["train", "--max-documents", "0"])
     (tmp_path / "keras_memory_command.py").write_text("raise SystemExit('the working directory')\n")
     done = subprocess.run(
         ran["args"],
@@ -81,22 +77,6 @@ def test_the_rerun_does_not_import_from_the_working_directory(monkeypatch, tmp_p
         timeout=300,
     )
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "argument --max-documents: expected an int >= 1" in done.stderr
-
-
-@linux_only
-def test_the_rerun_command_runs_the_same_command(tmp_path):
-    # The command the re-run executes, run here without a preload: it must
-    # reach the same parser (a bad flag answers in one line, exit 2).
-    done = subprocess.run(
-        [sys.executable, "-c", "import keras_memory_command; keras_memory_command.main()",
-         "train", "--max-documents", "0"],
-        env={**os.environ, "KERAS_MEMORY_TCMALLOC": "0"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 2
     assert "argument --max-documents: expected an int >= 1" in done.stderr.strip().splitlines()[-1]
 
 

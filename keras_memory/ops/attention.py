@@ -357,7 +357,7 @@ def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
     queries, keys, values = (ops.cast(t, dtype) for t in (queries, keys, values))
     if scale is not None:
         # On the queries, not the `(q, k)` logits (see `sliding_window_attention`).
-        queries = queries * ops.cast(ops.reshape(ops.cast(scale, "float32"), (1, 1, -1, 1)), dtype)
+        queries = queries * ops.reshape(ops.cast(scale, dtype), (1, 1, -1, 1))
     logits = ops.cast(accumulating_einsum("bqhd,bkhd->bhqk", queries, keys), "float32")
     if bias is not None:
         logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
