@@ -25,6 +25,8 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   `keras_memory.backend.accumulating_einsum`, in float32 and bfloat16.
 - `window_grad`: forward and backward of the whole `sliding_window_attention` (cache, position
   bias) in float32 and bfloat16; it imports nothing newer, so it also times an old checkout.
+  `--key-heads 8,1` times it with 8 and with 1 key/value head for the 8 query heads (grouped
+  queries: one product of 8 heads' rows against the shared keys).
 - `allocation`: writing a new 134 MB float32 buffer (`x * 2`) against reading one (`sum`):
   run it with and without `LD_PRELOAD` of tcmalloc to see what the allocator costs.
 - `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
@@ -290,20 +292,21 @@ def attention_grad(rng, repeats):
         emit("attention_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
 
 
-def window_grad(rng, repeats):
+def window_grad(rng, repeats, key_heads=(8,)):
     # Only what every commit has (no keras_memory.backend import), so that
     # `PYTHONPATH=OLD_CHECKOUT python benchmarks/cpu_kernels.py --case window_grad`
-    # times an older attention with the same call.
+    # times an older attention with the same call (at the default 8 key heads).
     b, s, h, d, w = 2, 2048, 8, 64, 512
     buckets = t5_relative_position_buckets(relative_positions(w, 2 * w))
     table = jnp.asarray(rng.standard_normal((h, 32), dtype=np.float32) * 0.1)
-    for dtype in (jnp.float32, jnp.bfloat16):
-        q, k, v = (
-            jnp.asarray(rng.standard_normal((b, s, h, d), dtype=np.float32) * 0.1, dtype)
-            for _ in range(3)
+    for g, dtype in ((g, dtype) for g in key_heads for dtype in (jnp.float32, jnp.bfloat16)):
+        q = jnp.asarray(rng.standard_normal((b, s, h, d), dtype=np.float32) * 0.1, dtype)
+        k, v = (
+            jnp.asarray(rng.standard_normal((b, s, g, d), dtype=np.float32) * 0.1, dtype)
+            for _ in range(2)
         )
         cache_k, cache_v = (
-            jnp.asarray(rng.standard_normal((b, w, h, d), dtype=np.float32) * 0.1, dtype)
+            jnp.asarray(rng.standard_normal((b, w, g, d), dtype=np.float32) * 0.1, dtype)
             for _ in range(2)
         )
 
@@ -322,7 +325,8 @@ def window_grad(rng, repeats):
 
         step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
         ms = median_ms(step, q, k, v, repeats=repeats)
-        emit("window_grad", f"sliding_window_attention_{jnp.dtype(dtype).name}", ms)
+        name = f"sliding_window_attention_{jnp.dtype(dtype).name}"
+        emit("window_grad", name if g == h else f"{name}_key_heads_{g}", ms)
 
 
 def allocation(rng, repeats):
@@ -365,6 +369,11 @@ def main():
         choices=CASES,
     )
     parser.add_argument("--query-blocks", default="512,256,128,64")
+    parser.add_argument(
+        "--key-heads",
+        default="8",
+        help="window_grad: comma-separated key/value heads (grouped queries), e.g. 8,1.",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     cases = args.case or CASES
@@ -381,7 +390,7 @@ def main():
     if "attention_grad" in cases:
         attention_grad(rng, args.repeats)
     if "window_grad" in cases:
-        window_grad(rng, args.repeats)
+        window_grad(rng, args.repeats, [int(g) for g in args.key_heads.split(",")])
     if "knn_search" in cases:
         knn_search(rng, args.repeats)
     if "allocation" in cases:

@@ -65,6 +65,9 @@ def main():
     parser.add_argument("--kind", default="xl", choices=MODEL_KINDS)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--memory-size", type=int, help="memorizing kinds")
+    parser.add_argument(
+        "--num-key-value-heads", type=int, help="key/value heads (grouped queries; 1: multi-query)"
+    )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
@@ -76,6 +79,8 @@ def main():
         preset, overrides, batch_size = args.preset, {}, 8
     if args.memory_size:
         overrides = {**overrides, "memory_size": args.memory_size}
+    if args.num_key_value_heads:
+        overrides = {**overrides, "num_key_value_heads": args.num_key_value_heads}
     batch_size = args.batch_size or batch_size
     model = MemoryLM.from_preset(preset, kind=args.kind, stateful=True, **overrides)
     segment = overrides.get("segment_length") or PRESETS[preset]["segment_length"]

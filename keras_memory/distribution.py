@@ -66,6 +66,9 @@ def layout_map(device_mesh, model_parallel_dim_name="model", data_parallel_dim_n
     axis (Megatron-style: column-split in, row-split out); memory state is
     split over the batch axis (and heads), never replicated. Variables no
     pattern names (norm scales, biases, position-bias tables) are replicated.
+    The keys' heads are split as the queries' are: with grouped queries,
+    `num_key_value_heads` must be a multiple of the model axis's size, as
+    `num_heads` must (one key head: a model axis of size 1).
 
     Args:
         device_mesh: `keras.distribution.DeviceMesh` with both axis names.

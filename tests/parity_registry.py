@@ -314,6 +314,14 @@ REGISTRY = {
     "MemoryLM/block_recurrent_feedback": Entry(
         ("MemoryLM", "block_recurrent"), memory_lm("block_recurrent", feedback=True)
     ),
+    # Grouped queries: one key/value head in the caches, the kNN memory and the state.
+    "MemoryLM/memorizing_grouped": Entry(
+        ("MemoryLM", "memorizing"), memory_lm("memorizing", num_key_value_heads=1)
+    ),
+    "MemoryLM/block_recurrent_feedback_grouped": Entry(
+        ("MemoryLM", "block_recurrent"),
+        memory_lm("block_recurrent", feedback=True, num_key_value_heads=1),
+    ),
     "MelodiLM/melodi": Entry(("MelodiLM", "melodi"), memory_lm("melodi")),
     "RetrofitLM/gpt2": Entry(("RetrofitLM",), retrofit_lm),
 }

@@ -45,6 +45,34 @@ CONFIGS = {
     "memorizing_dense": ("memorizing_dense", {"memory_size": 16}),
     "block_recurrent_feedback": ("block_recurrent", {"num_states": 3, "feedback": True}),
     "block_recurrent_lstm": ("block_recurrent", {"num_states": 3, "gate": "lstm"}),
+    # One key/value head for both query heads: the step buffers and memories hold one.
+    "grouped_xl_compressed_registers": (
+        "xl",
+        {
+            "compressed_memory_size": 4,
+            "compression_rate": 2,
+            "num_registers": 2,
+            "num_key_value_heads": 1,
+        },
+    ),
+    "grouped_memorizing_host": (
+        "memorizing",
+        {
+            "memory_size": 16,
+            "num_neighbors": 4,
+            "memory_placement": "host",
+            "num_key_value_heads": 1,
+        },
+    ),
+    # Two key heads for four query heads: a wrong pairing of heads would show.
+    "grouped_block_recurrent_lstm": (
+        "block_recurrent",
+        {"num_states": 3, "gate": "lstm", "num_heads": 4, "head_dim": 4, "num_key_value_heads": 2},
+    ),
+    "grouped_memorizing_dense": (
+        "memorizing_dense",
+        {"memory_size": 16, "num_heads": 4, "head_dim": 4, "num_key_value_heads": 2},
+    ),
     "melodi": (
         "melodi",
         {
@@ -61,7 +89,7 @@ PROMPT_LENGTHS = (11, 3, 17)
 def make_model(config, **overrides):
     kind, options = CONFIGS[config]
     return MemoryLM.from_preset(
-        "tiny", kind=kind, window_length=W, **SMALL, **{**options, **overrides}
+        "tiny", kind=kind, window_length=W, **{**SMALL, **options, **overrides}
     )
 
 
@@ -154,6 +182,10 @@ def test_kinds_without_a_token_step_re_read_a_window_or_the_segment():
         # Feedback runs the stack window by window.
         "block_recurrent_feedback": "window",
         "block_recurrent_lstm": "token",
+        "grouped_xl_compressed_registers": "token",
+        "grouped_memorizing_host": "token",
+        "grouped_block_recurrent_lstm": "token",
+        "grouped_memorizing_dense": "token",
         "melodi": "window",
     }
     # Neither can be re-read window by window: dense-KV attends across the segment.

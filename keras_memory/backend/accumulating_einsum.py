@@ -8,7 +8,7 @@ from keras import ops
 from keras_memory.backend.accumulating_matmul import jax_on_cpu
 
 
-def accumulating_einsum(equation, a, b):
+def accumulating_einsum(equation, a, b, float32_as_matmul=False):
     """Returns `ops.einsum(equation, a, b)`.
 
     The batched products of attention (queries by keys, weights by values).
@@ -35,6 +35,12 @@ def accumulating_einsum(equation, a, b):
             two einsums of the same kind).
         a: float tensor.
         b: float tensor.
+        float32_as_matmul: bool. On JAX's CPU, multiply float32 operands in
+            that one-matmul form too. Grouped-query products (two row axes:
+            a group's heads and its queries) need it: as a `jnp.einsum` the
+            d512 window's forward and backward with one key head for eight
+            query heads took 294-321 ms, as one batched matmul 210-232
+            (`benchmarks/cpu_kernels.py --case window_grad --key-heads 8,1`).
 
     Returns:
         The product, in the operands' dtype where they share one.
@@ -44,6 +50,8 @@ def accumulating_einsum(equation, a, b):
     if keras.backend.backend() != "jax" or not jax_on_cpu():
         return ops.einsum(equation, a, b)
     dtypes = {keras.backend.standardize_dtype(x.dtype) for x in (a, b)}
+    if dtypes == {"float32"} and float32_as_matmul:
+        return _jax_accumulating_einsum(equation)(a, b)
     if dtypes == {"bfloat16"} and _batched_accumulation_compiles():
         return _jax_accumulating_einsum(equation)(a, b)
     return ops.einsum(equation, a, b)

@@ -23,7 +23,9 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
 
     Args:
         memory: the layer's `HostMemory`.
-        queries: float `(batch, S, heads, dim)`; not differentiated.
+        queries: float `(batch, Q, heads, dim)`; not differentiated. `Q` is
+            `S`, or `S * R` for grouped queries folded into their key heads
+            (`keras_memory.ops.query_groups.fold_query_groups`).
         keys: float `(batch, S, heads, dim)`, the segment's, written after the search.
         values: float `(batch, S, heads, dim)`, written with the keys.
         reset: bool `(batch,)`.
@@ -31,8 +33,8 @@ def host_memory_lookup(memory, queries, keys, values, reset, step, pointer):
         pointer: int32 scalar, the device state's `memory_pointer`.
 
     Returns:
-        `(keys, values, found)`: float32 `(batch, heads, S, k, dim)` twice and
-        bool `(batch, heads, S, k)`.
+        `(keys, values, found)`: float32 `(batch, heads, Q, k, dim)` twice and
+        bool `(batch, heads, Q, k)`.
     """
     arguments = [ops.stop_gradient(ops.cast(t, "float32")) for t in (queries, keys, values)]
     arguments += [ops.cast(reset, "bool"), ops.cast(step, "int32"), ops.cast(pointer, "int32")]

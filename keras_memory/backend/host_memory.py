@@ -167,7 +167,7 @@ class HostMemory:
 
     Args:
         capacity: int. Entries per (row, head).
-        num_heads: int.
+        num_heads: int. Heads of the keys (the layer's `key_value_heads`).
         head_dim: int.
         num_neighbors: int. `k`, the entries returned per query.
         name: str. The layer's name, for messages.
@@ -200,7 +200,8 @@ class HostMemory:
         """Searches the memory for `queries`, then writes `keys` and `values`.
 
         Args:
-            queries: float32 `(batch, S, heads, dim)`.
+            queries: float32 `(batch, Q, heads, dim)`: `S`, or `S * R` for
+                grouped queries (`keras_memory.ops.query_groups`).
             keys: float32 `(batch, S, heads, dim)`, written after the search.
             values: float32 `(batch, S, heads, dim)`, written with the keys.
             reset: bool `(batch,)`. Rows that start a document: forgotten first.
@@ -209,8 +210,8 @@ class HostMemory:
             row_offset: int. Global index of row 0 (a replica's first row).
 
         Returns:
-            `(keys, values, found)`: float32 `(batch, heads, S, k, dim)` twice
-            and bool `(batch, heads, S, k)`, best first; entries past a row's
+            `(keys, values, found)`: float32 `(batch, heads, Q, k, dim)` twice
+            and bool `(batch, heads, Q, k)`, best first; entries past a row's
             valid count are zeros and not found.
         """
         with self._lock:
@@ -265,7 +266,8 @@ class HostMemory:
         return found_keys, found_values, found
 
     def _lookup_and_write(self, queries, keys, values, reset, step, pointer, row_offset):
-        length = queries.shape[1]
+        # The keys' length: grouped queries come folded, R per key head.
+        length = keys.shape[1]
         rows = [self._row(row_offset + b, step) for b in range(len(queries))]  # all checked first
         for b, row in enumerate(rows):
             if reset[b]:

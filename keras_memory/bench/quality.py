@@ -164,6 +164,7 @@ XL_SIZE_OPTIONS = (
     "normalize_keys",
     "rotary",
     "num_registers",
+    "num_key_value_heads",
 )
 
 

@@ -110,7 +110,8 @@ def measure_training_speed(
         precision: `"float32"`, `"mixed_bfloat16"` or None for the config's
             own (float32 unless it names one).
         batch_size: int or None for the config's.
-        **overrides: preset keys, e.g. `memory_size`, `window_length`.
+        **overrides: preset keys, e.g. `memory_size`, `window_length`,
+            and `num_key_value_heads` (the peers' key/value heads are one).
 
     Returns:
         A dict (one JSON line): `tokens_per_s`, `step_time_s`,
@@ -229,8 +230,14 @@ def run_peer(kind, peer_path=None, steps=3, **config):
     return json.loads(lines[-1])
 
 
-# The preset keys `bench speed` takes as options.
-_OVERRIDES = ("segment_length", "window_length", "vocab_size", "memory_size")
+# The preset keys (and attention option) `bench speed` takes as options.
+_OVERRIDES = (
+    "segment_length",
+    "window_length",
+    "vocab_size",
+    "memory_size",
+    "num_key_value_heads",
+)
 
 
 def _measure_in_child(kind, args):
@@ -261,6 +268,15 @@ def main(args):
         **{key: getattr(args, key) for key in _OVERRIDES},
     }
     resolve_config(args.config)  # a clear error before any process starts
+    if args.num_key_value_heads is not None:
+        refusing = [
+            k for k in kinds if not get_kind(k).takes_attention_option("num_key_value_heads")
+        ]
+        if refusing:
+            raise ValueError(
+                f"--num-key-value-heads: the {', '.join(refusing)} kind does not take it; "
+                "measure that kind in a command of its own."
+            )
     peers = [k for k in kinds if k in PEER_OF_KIND] if args.peers else []
     records = []
     for when, group in (("before", peers), ("ours", kinds), ("after", peers)):

@@ -111,6 +111,12 @@ def add_model(parser):
         "--no-position-bias", action="store_true", help="Drop the T5 bias (e.g. with --rotary)."
     )
     lswt.add_argument(
+        "--num-key-value-heads",
+        type=positive_int,
+        default=None,
+        help="Key/value heads, dividing the preset's heads (grouped queries; 1: multi-query).",
+    )
+    lswt.add_argument(
         "--activation", default=None, help="Feed-forward activation, e.g. swiglu (any kind)."
     )
     lswt.add_argument(

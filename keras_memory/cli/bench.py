@@ -64,6 +64,7 @@ def run(args):
 
 def _add_speed(parser):
     from keras_memory.bench.config_flags import add_config_flags
+    from keras_memory.cli.values import positive_int
 
     parser.add_argument(
         "--kind",
@@ -73,6 +74,13 @@ def _add_speed(parser):
     add_config_flags(parser)
     parser.add_argument(
         "--memory-size", type=int, default=None, help="kNN memory entries (memorizing kinds)."
+    )
+    parser.add_argument(
+        "--num-key-value-heads",
+        type=positive_int,
+        default=None,
+        help="Key/value heads of our models (1: multi-query, as both peers; default: one per "
+        "query head). The peers' are always one.",
     )
     parser.add_argument(
         "--peers",

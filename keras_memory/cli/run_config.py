@@ -167,6 +167,7 @@ def lswt_options(args):
             ("rotary", args.rotary),
             ("rotary_base", args.rotary_base),
             ("num_registers", args.num_registers),
+            ("num_key_value_heads", args.num_key_value_heads),
             ("use_position_bias", False if args.no_position_bias else None),
             ("activation", args.activation),
             ("contrastive_margin", args.contrastive_margin),

@@ -14,8 +14,11 @@ class AttentionHeads(MemoryLayer):
 
     Holds what `XLAttention`, `KNNAttention`, `DenseKVAttention` and
     `BlockRecurrentAttention` share, and nothing they would have to switch
-    off: one bias-free projection `qkv_projection` of the input to queries,
-    keys and values of `num_heads` heads of `head_dim`, one bias-free
+    off: one bias-free projection `qkv_projection` of the input to queries
+    of `num_heads` heads of `head_dim` and keys and values of
+    `num_key_value_heads` heads (grouped-query attention: `num_heads /
+    num_key_value_heads` query heads share each key/value head, and every
+    cache or memory of keys holds that many heads), one bias-free
     `output_projection` back to the input width, and how queries meet keys.
     With `normalize_keys=True` (meliad's default) queries and keys are
     L2-normalised and the logits multiplied by a learned per-head scale
@@ -31,6 +34,10 @@ class AttentionHeads(MemoryLayer):
     Args:
         num_heads: int. Number of attention heads.
         head_dim: int. Size of each head.
+        num_key_value_heads: int or None. Heads of the keys and values,
+            dividing `num_heads`: 1 is multi-query attention (as the PyTorch
+            ports of the Block-Recurrent and Memorizing Transformers use),
+            None (the default) one per query head.
         normalize_keys: bool. L2-normalise queries and keys, with a learned
             per-head scale. Defaults to True.
         kernel_initializer: initializer of the projections. Defaults to
@@ -75,11 +82,13 @@ class AttentionHeads(MemoryLayer):
         normalize_keys=True,
         kernel_initializer="glorot_uniform",
         stateful=False,
+        num_key_value_heads=None,
         **kwargs,
     ):
         super().__init__(stateful=stateful, **kwargs)
         self.num_heads = check_int("num_heads", num_heads)
         self.head_dim = check_int("head_dim", head_dim)
+        self.num_key_value_heads = check_key_value_heads(num_key_value_heads, self.num_heads)
         self.normalize_keys = check_bool("normalize_keys", normalize_keys)
         self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer)
         self.hidden_dim = None
@@ -88,6 +97,16 @@ class AttentionHeads(MemoryLayer):
     def inner_dim(self):
         """Width of all heads together: `num_heads * head_dim`."""
         return self.num_heads * self.head_dim
+
+    @property
+    def key_value_heads(self):
+        """Heads of the keys and values: `num_key_value_heads`, or `num_heads` when None."""
+        return self.num_key_value_heads or self.num_heads
+
+    @property
+    def key_value_dim(self):
+        """Width of the keys (or values) of all heads: `key_value_heads * head_dim`."""
+        return self.key_value_heads * self.head_dim
 
     def projection(self, units, input_shape, name):
         """A built, bias-free `AccumulatingDense` with the layer's kernel initializer.
@@ -123,7 +142,9 @@ class AttentionHeads(MemoryLayer):
                 layer concatenates several attentions' heads).
         """
         self.hidden_dim = input_shape[-1]
-        self.qkv_projection = self.projection(3 * self.inner_dim, input_shape, "qkv_projection")
+        self.qkv_projection = self.projection(
+            self.inner_dim + 2 * self.key_value_dim, input_shape, "qkv_projection"
+        )
         self.output_projection = self.projection(
             self.hidden_dim,
             (*input_shape[:-1], attended_width or self.inner_dim),
@@ -132,8 +153,13 @@ class AttentionHeads(MemoryLayer):
         self.attention_scale = self.head_scale("attention_scale")
 
     def split_heads(self, x):
-        """`(batch, length, heads * head_dim)` -> `(batch, length, heads, head_dim)`."""
-        return ops.reshape(x, (ops.shape(x)[0], x.shape[1], self.num_heads, self.head_dim))
+        """`(batch, length, heads * head_dim)` -> `(batch, length, heads, head_dim)`.
+
+        `heads` is what the width holds: `num_heads` for queries,
+        `key_value_heads` for keys and values.
+        """
+        heads = x.shape[-1] // self.head_dim
+        return ops.reshape(x, (ops.shape(x)[0], x.shape[1], heads, self.head_dim))
 
     def scale_queries(self, queries):
         """Queries ready for the logits: L2-normalised, or scaled by `1/sqrt(head_dim)`."""
@@ -146,15 +172,21 @@ class AttentionHeads(MemoryLayer):
         return ops.abs(scale) if self.normalize_keys else None
 
     def project_qkv(self, x):
-        """Returns queries, keys and values `(batch, S, heads, head_dim)`.
+        """Returns queries `(batch, S, num_heads, head_dim)`, keys and values
+        `(batch, S, key_value_heads, head_dim)`.
 
         With `normalize_keys` the queries and keys come back L2-normalised;
         otherwise the queries come back scaled by `1/sqrt(head_dim)`.
         """
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         qkv = self.qkv_projection(x)
-        qkv = ops.reshape(qkv, (batch, length, 3, self.num_heads, self.head_dim))
-        queries, keys, values = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        heads = self.num_heads + 2 * self.key_value_heads
+        qkv = ops.reshape(qkv, (batch, length, heads, self.head_dim))
+        # [queries | keys | values] along the projection's width, as before
+        # grouped queries existed: a model saved then loads unchanged.
+        queries = qkv[:, :, : self.num_heads]
+        keys = qkv[:, :, self.num_heads : self.num_heads + self.key_value_heads]
+        values = qkv[:, :, self.num_heads + self.key_value_heads :]
         if self.normalize_keys:
             return l2_normalize(queries), l2_normalize(keys), values
         return self.scale_queries(queries), keys, values
@@ -189,11 +221,26 @@ class AttentionHeads(MemoryLayer):
             {
                 "num_heads": self.num_heads,
                 "head_dim": self.head_dim,
+                "num_key_value_heads": self.num_key_value_heads,
                 "normalize_keys": self.normalize_keys,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )
         return config
+
+
+def check_key_value_heads(num_key_value_heads, num_heads):
+    """`num_key_value_heads` checked: None, or an int >= 1 dividing `num_heads`.
+
+    Raises:
+        ValueError: naming the argument and what it expects.
+    """
+    value = check_int("num_key_value_heads", num_key_value_heads, allow_none=True)
+    if value is not None and num_heads % value:
+        raise ValueError(
+            f"`num_key_value_heads` must divide `num_heads` ({num_heads}); got {value}."
+        )
+    return value
 
 
 def accept_legacy_options(layer_class, config, legacy):

@@ -28,7 +28,7 @@ class AttentionRegisters:
 
     Args:
         num_registers: int. Number of key/value pairs.
-        num_heads: int. Attention heads.
+        num_heads: int. Heads of the keys and values.
         head_dim: int. Size of each head.
         normalize_keys: bool. L2-normalise the keys, as the layer's own.
 

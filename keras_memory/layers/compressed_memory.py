@@ -42,7 +42,7 @@ class CompressedMemory:
         size: int. Entries of the memory.
         rate: int. Tokens per entry; divides the window and the segment.
         window_length: int. The window `W`.
-        num_heads: int. Attention heads.
+        num_heads: int. Heads of the keys and values.
         head_dim: int. Size of each head.
         normalize_keys: bool. Re-normalise the pooled keys.
 

@@ -26,7 +26,7 @@ class SmearedKeys:
     `state_shapes` to its state and calls `__call__` on its keys.
 
     Args:
-        num_heads: int. Heads of the owning layer.
+        num_heads: int. Heads of the owning layer's keys.
         head_dim: int. Size of each head.
         normalize: bool. Renormalise the mixed keys (the layer's
             `normalize_keys`).

@@ -30,13 +30,14 @@ class WindowedAttention:
     and rotary positions (`RotaryPositions`). The owning layer passes its
     T5 position bias (a `RelativePositionBias`) and logit scale in the call.
 
-    The state is `{"keys": (batch, W, heads, head_dim), "values": (...),
+    The state is `{"keys": (batch, W, key_heads, head_dim), "values": (...),
     "valid": (batch,) int32}` with the cache, plus the compressed memory's
     entries. On a row with `reset=True` the cache and memory are zeroed and
     masked, so the first tokens of a document attend to nothing before them.
 
     Args:
-        num_heads: int. Attention heads.
+        num_heads: int. Heads of the keys and values (the owning layer's
+            `key_value_heads`; the queries may have a multiple of them).
         head_dim: int. Size of each head.
         window_length: int. `W`, the number of previous tokens each token
             sees; the segment length must be a multiple of it.
@@ -66,8 +67,8 @@ class WindowedAttention:
     Call arguments:
         queries: float tensor `(batch, S, heads, head_dim)`, scaled or
             normalised by the layer.
-        keys: float tensor like `queries`.
-        values: float tensor like `queries`.
+        keys: float tensor `(batch, S, key_heads, head_dim)`.
+        values: float tensor like `keys`.
         state: dict. The layer's state (the cache and memory entries here).
         reset: bool tensor `(batch,)`. Rows that forget their cache and memory.
         position_bias: `RelativePositionBias` or None. The layer's T5 bias

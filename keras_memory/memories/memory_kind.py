@@ -45,6 +45,10 @@ class MemoryKind:
     has_cache: bool = True
     stack_runner: Callable | None = None
 
+    def takes_attention_option(self, name):
+        """Whether the kind's layers take the attention option `name`."""
+        return self.attention_options is None or name in self.attention_options
+
     def option_names(self):
         """The names of the kind's own options."""
         return tuple(field.name for field in dataclasses.fields(self.options))

@@ -139,7 +139,7 @@ def make_blocks(
         **options: the kind's own options (see its options dataclass, e.g.
             `memory_size` for `"memorizing"`, `num_states` for
             `"block_recurrent"`), and options every attention layer takes
-            (`use_cache`, `include_self`, `normalize_keys`,
+            (`use_cache`, `include_self`, `normalize_keys`, `num_key_value_heads`,
             `use_position_bias`, `rotary`, `num_registers`, ...). `use_cache`
             None (the default) means the kind's own choice.
 

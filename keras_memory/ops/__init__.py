@@ -25,6 +25,11 @@ if TYPE_CHECKING:  # for type checkers and the API docs (griffe reads imports)
     from keras_memory.ops.masks import summary_causal_mask, window_mask
     from keras_memory.ops.normalization import l2_normalize
     from keras_memory.ops.position_bias import relative_positions, t5_relative_position_buckets
+    from keras_memory.ops.query_groups import (
+        fold_query_groups,
+        grouped_heads_einsum,
+        unfold_query_groups,
+    )
     from keras_memory.ops.rotary import rotary_base, rotate
 
 # Each public function and the module it lives in, imported on first use.
@@ -32,7 +37,9 @@ _LAZY = {
     "approx_top_k": "keras_memory.ops.knn",
     "bucketed_top_k": "keras_memory.ops.knn",
     "exact_top_k": "keras_memory.ops.knn",
+    "fold_query_groups": "keras_memory.ops.query_groups",
     "gather_memory": "keras_memory.ops.knn",
+    "grouped_heads_einsum": "keras_memory.ops.query_groups",
     "l2_normalize": "keras_memory.ops.normalization",
     "relative_positions": "keras_memory.ops.position_bias",
     "retrieve_top_k": "keras_memory.ops.knn",
@@ -44,6 +51,7 @@ _LAZY = {
     "summary_causal_mask": "keras_memory.ops.masks",
     "t5_relative_position_buckets": "keras_memory.ops.position_bias",
     "two_stage_top_k": "keras_memory.ops.knn",
+    "unfold_query_groups": "keras_memory.ops.query_groups",
     "window_mask": "keras_memory.ops.masks",
 }
 
@@ -59,6 +67,9 @@ __all__ = [
     "scann_top_k",
     "exact_top_k",
     "gather_memory",
+    "grouped_heads_einsum",
+    "fold_query_groups",
+    "unfold_query_groups",
     "l2_normalize",
     "relative_positions",
     "safe_softmax",

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_memory.backend.accumulating_einsum import accumulating_einsum
 from keras_memory.backend.broadcast_add import add_over_leading_axes
 from keras_memory.ops.masks import window_mask
+from keras_memory.ops.query_groups import grouped_heads_einsum
 
 # Masked logits are set to this value before the softmax (meliad's -1e6).
 MASKED_LOGIT = -1e6
@@ -95,10 +95,12 @@ def sliding_window_attention(
 
     Args:
         queries: float tensor `(batch, S, heads, head_dim)`.
-        keys: float tensor `(batch, S, heads, head_dim)`.
-        values: float tensor `(batch, S, heads, head_dim)`.
+        keys: float tensor `(batch, S, key_heads, head_dim)`; `key_heads`
+            divides `heads` (grouped queries: query head `i` reads key head
+            `i // (heads / key_heads)`, see `grouped_heads_einsum`).
+        values: float tensor `(batch, S, key_heads, head_dim)`.
         window_length: int. `W`; `S` must be a multiple of it.
-        cache_keys: float tensor `(batch, W, heads, head_dim)` or None. None
+        cache_keys: float tensor `(batch, W, key_heads, head_dim)` or None. None
             means local-only attention: window 0 sees no previous block.
         cache_values: float tensor like `cache_keys`, or None.
         cache_valid: bool tensor `(batch,)` or None. Rows where it is False
@@ -108,7 +110,7 @@ def sliding_window_attention(
         logit_scale: float tensor `(heads,)` or None, multiplies the logits
             after the bias (meliad's learned scale for normalised keys).
         include_self: bool. See `window_mask`.
-        memory_keys: float tensor `(batch, M, heads, head_dim)` or None:
+        memory_keys: float tensor `(batch, M, key_heads, head_dim)` or None:
             older entries every query may attend to, in the same softmax as
             its window (e.g. a compressed memory); no position bias.
         memory_values: float tensor like `memory_keys`, or None.
@@ -121,6 +123,7 @@ def sliding_window_attention(
         A tensor `(batch, S, heads, head_dim)` in the dtype of `values`.
     """
     batch, seq_len, heads, dim = ops.shape(queries)
+    key_heads = keys.shape[2]
     if seq_len % window_length:
         raise ValueError(
             f"The segment length ({seq_len}) must be a multiple of "
@@ -130,8 +133,8 @@ def sliding_window_attention(
     if use_cache:
         prev_keys, prev_values = cache_keys, cache_values
     else:
-        prev_keys = ops.zeros((batch, window_length, heads, dim), dtype=keys.dtype)
-        prev_values = ops.zeros((batch, window_length, heads, dim), dtype=values.dtype)
+        prev_keys = ops.zeros((batch, window_length, key_heads, dim), dtype=keys.dtype)
+        prev_values = ops.zeros((batch, window_length, key_heads, dim), dtype=values.dtype)
     block = default_query_block(window_length) if query_block is None else query_block
     if not isinstance(block, int) or block < 1 or window_length % block:
         raise ValueError(f"`query_block` must be an int dividing {window_length}; got {block!r}.")
@@ -178,19 +181,19 @@ def sliding_window_attention(
     previous_logits = ops.where(hidden, MASKED_LOGIT, 0.0)
     previous_logits = ops.reshape(previous_logits, (-1, ops.shape(hidden)[1], 1, 1, visible))
 
-    logits = accumulating_einsum("bnqhd,bnkhd->bnhqk", window_queries, window_keys)
+    logits = grouped_heads_einsum("bnqhd,bnkhd->bnhqk", window_queries, window_keys)
     logits = add_over_leading_axes(ops.cast(logits, "float32"), static_logits)
     logits = logits + ops.cast(previous_logits, "float32")
 
     if memory_keys is None:
         (weights,), total = _unnormalized_softmax([logits])
-        outputs = accumulating_einsum(
+        outputs = grouped_heads_einsum(
             "bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values
         )
         return _normalize(outputs, total, batch, seq_len, values.dtype)
 
     # Every window also sees the memory: one softmax over [memory, window].
-    memory_logits = accumulating_einsum(
+    memory_logits = grouped_heads_einsum(
         "bnqhd,bmhd->bnhqm", window_queries, ops.cast(memory_keys, queries.dtype)
     )
     memory_logits = ops.cast(memory_logits, "float32")
@@ -198,10 +201,10 @@ def sliding_window_attention(
         valid = ops.reshape(ops.cast(memory_valid, "bool"), (batch, 1, 1, 1, -1))
         memory_logits = memory_logits + ops.where(valid, 0.0, MASKED_LOGIT)
     (memory_weights, weights), total = _unnormalized_softmax([memory_logits, logits])
-    outputs = accumulating_einsum(
+    outputs = grouped_heads_einsum(
         "bnhqk,bnkhd->bnqhd", ops.cast(weights, values.dtype), window_values
     )
-    outputs = outputs + accumulating_einsum(
+    outputs = outputs + grouped_heads_einsum(
         "bnhqm,bmhd->bnqhd",
         ops.cast(memory_weights, values.dtype),
         ops.cast(memory_values, values.dtype),
@@ -236,7 +239,8 @@ def window_step_attention(
 
     Args:
         query: float tensor `(batch, 1, heads, head_dim)`.
-        keys: float tensor `(batch, 2W, heads, head_dim)`.
+        keys: float tensor `(batch, 2W, key_heads, head_dim)`, `key_heads`
+            dividing `heads` (see `sliding_window_attention`).
         values: float tensor like `keys`.
         position: int32 scalar tensor in `[0, W)`: the query's place in its window.
         window_length: int. `W`.
@@ -245,7 +249,7 @@ def window_step_attention(
             `(heads, W, 2W)` table `sliding_window_attention` takes, or None.
         logit_scale: float tensor `(heads,)` or None.
         include_self: bool. See `window_mask`.
-        memory_keys: float tensor `(batch, M, heads, head_dim)` or None.
+        memory_keys: float tensor `(batch, M, key_heads, head_dim)` or None.
         memory_values: float tensor like `memory_keys`, or None.
         memory_valid: bool tensor `(batch, M)` or None.
 
@@ -268,7 +272,8 @@ def window_step_attention(
     if logit_scale is not None:
         scale = ops.reshape(ops.cast(logit_scale, "float32"), (1, 1, heads, 1))
         query = query * ops.cast(scale, query.dtype)
-    logits = ops.cast(ops.einsum("bqhd,bkhd->bhqk", query, ops.cast(keys, query.dtype)), "float32")
+    logits = grouped_heads_einsum("bqhd,bkhd->bhqk", query, ops.cast(keys, query.dtype), ops.einsum)
+    logits = ops.cast(logits, "float32")
     if position_bias is not None:
         row = ops.reshape(ops.cast(position_bias, "float32"), (1, heads, 1, -1))
         if logit_scale is not None:
@@ -277,17 +282,21 @@ def window_step_attention(
     logits = logits + ops.where(allowed, 0.0, MASKED_LOGIT)[:, None, None, :]
     parts = [logits]
     if memory_keys is not None:
-        memory_logits = ops.einsum("bqhd,bmhd->bhqm", query, ops.cast(memory_keys, query.dtype))
+        memory_logits = grouped_heads_einsum(
+            "bqhd,bmhd->bhqm", query, ops.cast(memory_keys, query.dtype), ops.einsum
+        )
         memory_logits = ops.cast(memory_logits, "float32")
         if memory_valid is not None:
             valid = ops.cast(memory_valid, "bool")[:, None, None, :]
             memory_logits = memory_logits + ops.where(valid, 0.0, MASKED_LOGIT)
         parts = [memory_logits, logits]
     weights, total = _unnormalized_softmax(parts)
-    outputs = ops.einsum("bhqk,bkhd->bqhd", weights[-1], ops.cast(values, "float32"))
+    outputs = grouped_heads_einsum(
+        "bhqk,bkhd->bqhd", weights[-1], ops.cast(values, "float32"), ops.einsum
+    )
     if memory_keys is not None:
-        outputs = outputs + ops.einsum(
-            "bhqm,bmhd->bqhd", weights[0], ops.cast(memory_values, "float32")
+        outputs = outputs + grouped_heads_einsum(
+            "bhqm,bmhd->bqhd", weights[0], ops.cast(memory_values, "float32"), ops.einsum
         )
     total = ops.transpose(total, (0, 2, 1, 3))
     return ops.cast(outputs / ops.where(total > 0.0, total, 1.0), values.dtype)
@@ -341,8 +350,9 @@ def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
 
     Args:
         queries: float tensor `(batch, q, heads, head_dim)`.
-        keys: float tensor `(batch, k, heads, head_dim)`.
-        values: float tensor `(batch, k, heads, head_dim)`.
+        keys: float tensor `(batch, k, key_heads, head_dim)`, `key_heads`
+            dividing `heads` (see `sliding_window_attention`).
+        values: float tensor `(batch, k, key_heads, head_dim)`.
         scale: float tensor `(heads,)` multiplying the logits, or None.
         mask: bool tensor broadcastable to `(batch, heads, q, k)`, True where
             allowed, or None.
@@ -358,12 +368,12 @@ def dense_attention(queries, keys, values, scale=None, mask=None, bias=None):
     if scale is not None:
         # On the queries, not the `(q, k)` logits (see `sliding_window_attention`).
         queries = queries * ops.reshape(ops.cast(scale, dtype), (1, 1, -1, 1))
-    logits = ops.cast(accumulating_einsum("bqhd,bkhd->bhqk", queries, keys), "float32")
+    logits = ops.cast(grouped_heads_einsum("bqhd,bkhd->bhqk", queries, keys), "float32")
     if bias is not None:
         logits = add_over_leading_axes(logits, ops.cast(bias, "float32"))
     if mask is not None:
         logits = logits + ops.where(mask, 0.0, MASKED_LOGIT)
     (weights,), total = _unnormalized_softmax([logits])
-    outputs = accumulating_einsum("bhqk,bkhd->bqhd", ops.cast(weights, dtype), values)
+    outputs = grouped_heads_einsum("bhqk,bkhd->bqhd", ops.cast(weights, dtype), values)
     total = ops.transpose(total, (0, 2, 1, 3))
     return ops.cast(outputs, "float32") / ops.where(total > 0.0, total, 1.0)

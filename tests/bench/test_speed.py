@@ -149,11 +149,16 @@ def test_speed_runs_each_kind_apart_between_the_peers(fake_peers, tmp_path, caps
 
 @pytest.mark.parametrize(
     "option,message",
-    [("--kind=xl,nope", "--kind"), ("--steps=0", "--steps"), ("--config=big", "config")],
+    [
+        ("--kind=xl,nope", "--kind"),
+        ("--steps=0", "--steps"),
+        ("--config=big", "config"),
+        ("--kind=xl,melodi --num-key-value-heads=1", "--num-key-value-heads: the melodi kind"),
+    ],
 )
 def test_bad_speed_options_are_one_clear_error(option, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["bench", "speed", option])
+        main(["bench", "speed", *option.split()])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 

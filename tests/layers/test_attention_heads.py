@@ -107,6 +107,7 @@ def test_config_lists_exactly_its_arguments():
     assert set(config) - {"name", "trainable", "dtype"} == {
         "num_heads",
         "head_dim",
+        "num_key_value_heads",
         "normalize_keys",
         "kernel_initializer",
         "stateful",

@@ -158,4 +158,11 @@ def test_the_attention_base_config_is_its_arguments():
     heads = AttentionHeads(HEADS, HEAD_DIM, normalize_keys=False, stateful=True)
     keys = set(heads.get_config()) - BASE_KEYS
     assert keys == constructor_arguments(AttentionHeads)
-    assert keys == {"num_heads", "head_dim", "normalize_keys", "kernel_initializer", "stateful"}
+    assert keys == {
+        "num_heads",
+        "head_dim",
+        "num_key_value_heads",
+        "normalize_keys",
+        "kernel_initializer",
+        "stateful",
+    }

@@ -72,7 +72,12 @@ DROPPED = {
 }
 # Arguments added since, and the value an old config loads with (the behaviour it was saved with).
 ADDED = {
+    # Grouped queries: an old config has a key head per query head.
+    "XLAttention": {"num_key_value_heads": None},
+    "BlockRecurrentAttention": {"num_key_value_heads": None},
+    "DenseKVAttention": {"num_key_value_heads": None},
     "KNNAttention": {
+        "num_key_value_heads": None,
         "memory_placement": "device",
         # The copy options: off, as meliad's memory layer.
         "use_position_bias": False,
@@ -82,7 +87,7 @@ ADDED = {
         # The read-out options: the paper's gate start and shared scale.
         "memory_gate_bias": 0.0,
         "memory_scale": None,
-    }
+    },
 }
 
 

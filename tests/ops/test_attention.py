@@ -324,3 +324,96 @@ def test_on_jax_cpu_dense_attention_multiplies_bfloat16_operands_into_float32():
     assert [dot.primitive.name for dot in dots] == [expected, expected]
     for dot in dots:
         assert [str(var.aval.dtype) for var in dot.invars] == ["bfloat16", "bfloat16"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_grouped_key_heads_equal_keys_repeated_for_each_query_head(dtype):
+    # Query head i reads key head i // R: the values and the gradients (the
+    # shared keys' gradient being the sum of their repeats') of the window,
+    # its memory, a one-token step and dense attention are those of keys
+    # repeated R times. In bfloat16 the accumulating products of JAX's CPU
+    # run (their grouped form multiplies R heads' rows at once).
+    from keras_memory.ops.attention import dense_attention, window_step_attention
+
+    rng = np.random.default_rng(5)
+    b, w, heads, groups, d, m = 2, 4, 6, 2, 3, 5
+    s, repeats = 2 * w, heads // groups
+    q = rng.standard_normal((b, s, heads, d)).astype("float32")
+    k, v = (rng.standard_normal((b, s, groups, d)).astype("float32") for _ in range(2))
+    ck, cv = (rng.standard_normal((b, w, groups, d)).astype("float32") for _ in range(2))
+    mk, mv = (rng.standard_normal((b, m, groups, d)).astype("float32") for _ in range(2))
+    bias = rng.standard_normal((heads, w, 2 * w)).astype("float32")
+    scale = rng.uniform(0.5, 2.0, heads).astype("float32")
+    cotangent = rng.standard_normal((b, s, heads, d)).astype("float32")
+
+    def cast(*tensors):
+        return [ops.cast(t, dtype) for t in tensors]
+
+    def window(q, k, v, ck, cv, mk, mv):
+        q, k, v, ck, cv, mk, mv = cast(q, k, v, ck, cv, mk, mv)
+        return ops.cast(
+            sliding_window_attention(
+                q,
+                k,
+                v,
+                window_length=w,
+                cache_keys=ck,
+                cache_values=cv,
+                cache_valid=np.array([True, False]),
+                position_bias=bias,
+                logit_scale=scale,
+                memory_keys=mk,
+                memory_values=mv,
+            ),
+            "float32",
+        )
+
+    def step(q, k, v, ck, cv, mk, mv):
+        q, k, v, ck, cv, mk, mv = cast(q, k, v, ck, cv, mk, mv)
+        keys, values = ops.concatenate([ck, k[:, :w]], 1), ops.concatenate([cv, v[:, :w]], 1)
+        outputs = window_step_attention(
+            q[:, 2:3],
+            keys,
+            values,
+            2,
+            window_length=w,
+            previous_valid=np.array([True, False]),
+            position_bias=bias[:, 2],
+            logit_scale=scale,
+            memory_keys=mk,
+            memory_values=mv,
+        )
+        return ops.cast(outputs, "float32")
+
+    def dense(q, k, v, ck, cv, mk, mv):
+        q, k, v = cast(q, k, v)
+        return dense_attention(q, k, v, scale, mask=np.tril(np.ones((s, s), bool)))
+
+    def repeated(fn):
+        def run(q, *shared):
+            return fn(q, *(ops.repeat(t, repeats, axis=2) for t in shared))
+
+        return run
+
+    inputs = [q, k, v, ck, cv, mk, mv]
+    atol = 1e-5 if dtype == "float32" else 2e-2
+    for name, fn in (("window", window), ("step", step), ("dense", dense)):
+        got, want = to_numpy(fn(*inputs)), to_numpy(repeated(fn)(*inputs))
+        np.testing.assert_allclose(got, want, atol=atol, err_msg=name)
+        if name == "step":  # decoding is not differentiated
+            continue
+        grads = gradients_of_weighted_sum(fn, inputs, cotangent)
+        expected = gradients_of_weighted_sum(repeated(fn), inputs, cotangent)
+        for g, e in zip(grads, expected):
+            np.testing.assert_allclose(
+                np.asarray(g, "float32"), np.asarray(e, "float32"), atol=10 * atol, err_msg=name
+            )
+
+
+def test_keys_with_heads_not_dividing_the_queries_are_refused():
+    from keras_memory.ops.attention import dense_attention
+
+    queries = np.ones((1, 2, 4, 3), "float32")
+    keys = np.ones((1, 2, 3, 3), "float32")
+    with pytest.raises(ValueError, match=r"The keys' heads \(3\) must divide the queries' heads"):
+        dense_attention(queries, keys, keys)

@@ -7,6 +7,7 @@ from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_op
 from keras_memory.layers.relative_position_bias import RelativePositionBias, check_bucket_options
 from keras_memory.layers.windowed_attention import WindowedAttention
 from keras_memory.memories.block_recurrent.recurrent_decoding import RecurrentDecoding
+from keras_memory.memories.block_recurrent.recurrent_state_heads import RecurrentStateHeads
 from keras_memory.memories.block_recurrent.state_update import GATES, VARIANTS, StateUpdate
 from keras_memory.ops.attention import dense_attention
 from keras_memory.ops.checks import check_bool, check_choice, check_int, check_number
@@ -14,7 +15,7 @@ from keras_memory.ops.normalization import l2_normalize
 
 
 @keras.saving.register_keras_serializable(package="keras_memory")
-class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
+class BlockRecurrentAttention(RecurrentDecoding, RecurrentStateHeads, AttentionHeads):
     """The recurrent layer of the Block-Recurrent Transformer.
 
     A segment is read in blocks of `window_length` tokens. Alongside the
@@ -49,6 +50,9 @@ class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
     Args:
         num_heads: int. Attention heads (tokens and state alike).
         head_dim: int. Size of each head.
+        num_key_value_heads: int or None. Heads of the keys and values (and
+            of every cache, memory and state of keys), dividing `num_heads`; 1
+            is multi-query attention. None (the default): `num_heads`.
         window_length: int. Block size `W`; the segment length must be a
             multiple of it.
         num_states: int. State vectors `N`. Defaults to 512 (meliad).
@@ -129,6 +133,7 @@ class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
         rotary_scaling=1.0,
         rotary_trained_window=None,
         num_registers=0,
+        num_key_value_heads=None,
         **kwargs,
     ):
         super().__init__(
@@ -137,10 +142,11 @@ class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
             normalize_keys=normalize_keys,
             kernel_initializer=kernel_initializer,
             stateful=stateful,
+            num_key_value_heads=num_key_value_heads,
             **kwargs,
         )
         self.window = WindowedAttention(
-            self.num_heads,
+            self.key_value_heads,
             self.head_dim,
             window_length,
             use_cache=use_cache,
@@ -197,7 +203,9 @@ class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
         self.state_norm = keras.layers.RMSNormalization(epsilon=1e-6, dtype=self.dtype_policy)
         self.state_norm.build(state_shape)
         # keys, values, queries and cross-attention queries of the state.
-        self.state_qkv_projection = self.projection(4 * inner, state_shape, "state_qkv_projection")
+        self.state_qkv_projection = self.projection(
+            2 * self.key_value_dim + 2 * inner, state_shape, "state_qkv_projection"
+        )
         self.token_query2_projection = self.projection(
             inner, input_shape, "token_query2_projection"
         )
@@ -249,40 +257,6 @@ class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
             ops.logical_or(reset, draws[0] < self.state_dropout),
             ops.logical_or(reset, draws[1] < self.memory_dropout),
         )
-
-    def entering_state(self, state, forget_state):
-        """The state a segment starts from: the learned one on forgotten rows."""
-        start = ops.logical_or(forget_state, state["recurrent_valid"] <= 0)
-        initial = ops.cast(self.initial_recurrent_state, "float32")[None]
-        return ops.where(start[:, None, None], initial, state["recurrent_state"])
-
-    def recurrent_keys_values(self, state=None, reset=None):
-        """Keys and values of the state entering a segment, for layers that read it.
-
-        Other layers built with `read_recurrent_state=True` attend to these
-        (meliad's feedback): they see the state as it entered the window,
-        like this layer's own tokens do.
-
-        Args:
-            state: this layer's state dict; None reads a stateful layer's
-                variables.
-            reset: bool tensor `(batch,)` or None; True rows read the learned
-                initial state.
-
-        Returns:
-            `(keys, values)`, each float32 `(batch, num_states, heads, head_dim)`.
-        """
-        if state is None:
-            if not self.stateful:
-                raise ValueError(
-                    f"Layer '{self.name}' is not stateful: pass its `state` to "
-                    "recurrent_keys_values()."
-                )
-            state = self.read_state()
-        if reset is None:
-            reset = ops.zeros_like(state["recurrent_valid"], dtype="bool")
-        keys, values, _, _ = self._state_kvq(self.entering_state(state, reset))
-        return keys, values
 
     def call_with_state(self, x, state, reset, training, forget=None):
         """`forget`: `(forget_state, forget_cache)` from `forget_masks`, when
@@ -359,17 +333,6 @@ class BlockRecurrentAttention(RecurrentDecoding, AttentionHeads):
         new_state["recurrent_state"] = ops.cast(recurrent, "float32")
         new_state["recurrent_valid"] = ops.ones((batch,), "int32")
         return outputs, new_state
-
-    def _state_kvq(self, recurrent):
-        normed = self.state_norm(recurrent)
-        normed = normed + ops.cast(self.state_position_embedding, normed.dtype)[None]
-        projected = self.state_qkv_projection(normed)
-        parts = [self.split_heads(p) for p in ops.split(projected, 4, axis=-1)]
-        keys, values, queries, queries2 = [ops.cast(p, "float32") for p in parts]
-        if self.normalize_keys:
-            return l2_normalize(keys), values, l2_normalize(queries), l2_normalize(queries2)
-        scale = self.head_dim**-0.5
-        return keys, values, queries * scale, queries2 * scale
 
     def get_config(self):
         config = super().get_config()

@@ -7,6 +7,7 @@ from keras import ops
 from keras_memory.layers.attention_heads import AttentionHeads, accept_legacy_options
 from keras_memory.ops.attention import MASKED_LOGIT, safe_softmax
 from keras_memory.ops.checks import check_bool, check_int
+from keras_memory.ops.query_groups import grouped_heads_einsum
 from keras_memory.ops.ring_buffer import (
     check_segment_fits,
     forget_rows,
@@ -40,6 +41,9 @@ class DenseKVAttention(AttentionHeads):
     Args:
         num_heads: int. Number of attention heads.
         head_dim: int. Size of each head.
+        num_key_value_heads: int or None. Heads of the keys and values (and
+            of every cache, memory and state of keys), dividing `num_heads`; 1
+            is multi-query attention. None (the default): `num_heads`.
         memory_size: int. Entries per (row, head); a multiple of the segment
             length. Defaults to 32768 (meliad's default).
         include_self: bool. Let a token attend to its own key. Defaults to
@@ -80,6 +84,7 @@ class DenseKVAttention(AttentionHeads):
         normalize_keys=True,
         stateful=False,
         kernel_initializer="glorot_uniform",
+        num_key_value_heads=None,
         **kwargs,
     ):
         super().__init__(
@@ -88,6 +93,7 @@ class DenseKVAttention(AttentionHeads):
             normalize_keys=normalize_keys,
             kernel_initializer=kernel_initializer,
             stateful=stateful,
+            num_key_value_heads=num_key_value_heads,
             **kwargs,
         )
         self.memory_size = check_int("memory_size", memory_size)
@@ -100,7 +106,9 @@ class DenseKVAttention(AttentionHeads):
         self.built = True
 
     def state_shapes(self, batch_size):
-        return memory_state_shapes(batch_size, self.memory_size, self.num_heads, self.head_dim)
+        return memory_state_shapes(
+            batch_size, self.memory_size, self.key_value_heads, self.head_dim
+        )
 
     def check_segment_length(self, length):
         check_segment_fits(self.name, self.memory_size, length)
@@ -118,13 +126,15 @@ class DenseKVAttention(AttentionHeads):
             if self.normalize_keys
             else 1.0
         )
-        memory_logits = ops.einsum("bqhd,bmhd->bhqm", queries, ops.cast(memory_keys, queries.dtype))
+        memory_logits = grouped_heads_einsum(
+            "bqhd,bmhd->bhqm", queries, ops.cast(memory_keys, queries.dtype), ops.einsum
+        )
         memory_logits = ops.where(
             memory_valid[:, None, None, :],
             ops.cast(memory_logits, "float32") * scale,
             MASKED_LOGIT,
         )
-        segment_logits = ops.einsum("bqhd,bkhd->bhqk", queries, keys)
+        segment_logits = grouped_heads_einsum("bqhd,bkhd->bhqk", queries, keys, ops.einsum)
         causal = np.tril(np.ones((length, length), bool), k=0 if self.include_self else -1)
         segment_logits = ops.where(
             causal[None, None], ops.cast(segment_logits, "float32") * scale, MASKED_LOGIT
@@ -134,9 +144,9 @@ class DenseKVAttention(AttentionHeads):
         weights = safe_softmax(logits, mask)
         memory_weights = ops.cast(weights[..., : self.memory_size], values.dtype)
         segment_weights = ops.cast(weights[..., self.memory_size :], values.dtype)
-        outputs = ops.einsum(
-            "bhqm,bmhd->bqhd", memory_weights, ops.cast(memory_values, values.dtype)
-        ) + ops.einsum("bhqk,bkhd->bqhd", segment_weights, values)
+        outputs = grouped_heads_einsum(
+            "bhqm,bmhd->bqhd", memory_weights, ops.cast(memory_values, values.dtype), ops.einsum
+        ) + grouped_heads_einsum("bhqk,bkhd->bqhd", segment_weights, values, ops.einsum)
         written = write_segment(
             memory_keys, memory_values, memory_valid, state["memory_pointer"], keys, values
         )
@@ -151,7 +161,7 @@ class DenseKVAttention(AttentionHeads):
 
     def step_buffers(self, state, batch_size, segment_length):
         """The keys and values of the segment so far, and how many tokens it holds."""
-        shape = (batch_size, segment_length, self.num_heads, self.head_dim)
+        shape = (batch_size, segment_length, self.key_value_heads, self.head_dim)
         return {
             "segment_keys": ops.zeros(shape, "float32"),
             "segment_values": ops.zeros(shape, "float32"),
@@ -174,16 +184,16 @@ class DenseKVAttention(AttentionHeads):
         scale = 1.0
         if self.normalize_keys:
             scale = ops.reshape(ops.cast(ops.abs(self.attention_scale), "float32"), (1, -1, 1, 1))
-        memory_logits = ops.einsum(
-            "bqhd,bmhd->bhqm", queries, ops.cast(state["memory_keys"], queries.dtype)
+        memory_logits = grouped_heads_einsum(
+            "bqhd,bmhd->bhqm", queries, ops.cast(state["memory_keys"], queries.dtype), ops.einsum
         )
         memory_logits = ops.where(
             ops.cast(state["memory_valid"], "bool")[:, None, None, :],
             ops.cast(memory_logits, "float32") * scale,
             MASKED_LOGIT,
         )
-        segment_logits = ops.einsum(
-            "bqhd,bkhd->bhqk", queries, ops.cast(segment_keys, queries.dtype)
+        segment_logits = grouped_heads_einsum(
+            "bqhd,bkhd->bhqk", queries, ops.cast(segment_keys, queries.dtype), ops.einsum
         )
         places = ops.arange(segment_keys.shape[1], dtype="int32")
         seen = places <= count if self.include_self else places < count
@@ -192,9 +202,11 @@ class DenseKVAttention(AttentionHeads):
         )
         logits = ops.concatenate([memory_logits, segment_logits], axis=-1)
         weights = safe_softmax(logits, logits > MASKED_LOGIT / 2)
-        outputs = ops.einsum(
-            "bhqm,bmhd->bqhd", weights[..., : self.memory_size], state["memory_values"]
-        ) + ops.einsum("bhqk,bkhd->bqhd", weights[..., self.memory_size :], segment_values)
+        outputs = grouped_heads_einsum(
+            "bhqm,bmhd->bqhd", weights[..., : self.memory_size], state["memory_values"], ops.einsum
+        ) + grouped_heads_einsum(
+            "bhqk,bkhd->bqhd", weights[..., self.memory_size :], segment_values, ops.einsum
+        )
         buffers = {
             "segment_keys": segment_keys,
             "segment_values": segment_values,

@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_memory.backend.host_call import host_memory_lookup, host_memory_search
 from keras_memory.backend.host_memory import HostMemory, check_host_memory_fits
+from keras_memory.ops.query_groups import fold_query_groups, unfold_query_groups
 from keras_memory.ops.ring_buffer import block_start
 
 
@@ -21,7 +22,11 @@ class HostPlacement:
     def init_host_memory(self, on_host):
         self.host_memory = (
             HostMemory(
-                self.memory_size, self.num_heads, self.head_dim, self.num_neighbors, self.name
+                self.memory_size,
+                self.key_value_heads,
+                self.head_dim,
+                self.num_neighbors,
+                self.name,
             )
             if on_host
             else None
@@ -38,7 +43,7 @@ class HostPlacement:
         # layer's first call): a memory too large for this machine is refused.
         if not self._host_memory_checked:
             check_host_memory_fits(
-                self.name, int(batch_size), self.memory_size, self.num_heads, self.head_dim
+                self.name, int(batch_size), self.memory_size, self.key_value_heads, self.head_dim
             )
             self._host_memory_checked = True
 
@@ -51,15 +56,16 @@ class HostPlacement:
         """The host-placed memory's read and write: one host call per segment."""
         if queries.shape[0] is not None:
             self.check_host_memory_fits(queries.shape[0])
-        found_keys, found_values, found = host_memory_lookup(
+        found = host_memory_lookup(
             self.host_memory,
-            queries,
+            fold_query_groups(queries, self.key_value_heads),
             keys,
             values,
             reset,
             state["memory_step"],
             state["memory_pointer"],
         )
+        found_keys, found_values, found = (unfold_query_groups(t, self.num_heads) for t in found)
         remembered = self._attend_retrieved(queries, found_keys, found_values, found)
         length = queries.shape[1]
         start = block_start(state["memory_pointer"], length, self.memory_size)
@@ -71,9 +77,10 @@ class HostPlacement:
         """The memory's part of a decoding step: `(batch, S, heads, dim)`, nothing written."""
         if queries.shape[0] is not None:
             self.check_host_memory_fits(queries.shape[0])
-        found_keys, found_values, found = host_memory_search(
-            self.host_memory, queries, state["memory_step"]
+        found = host_memory_search(
+            self.host_memory, fold_query_groups(queries, self.key_value_heads), state["memory_step"]
         )
+        found_keys, found_values, found = (unfold_query_groups(t, self.num_heads) for t in found)
         return self._attend_retrieved(queries, found_keys, found_values, found)
 
     def save_own_variables(self, store):

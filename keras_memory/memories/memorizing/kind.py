@@ -167,7 +167,8 @@ def _dense_blocks(sizes, options, attention_options):
             dense_options = {
                 k: v
                 for k, v in attention_options.items()
-                if k in ("include_self", "normalize_keys", "kernel_initializer")
+                if k
+                in ("include_self", "normalize_keys", "kernel_initializer", "num_key_value_heads")
             }
             return DenseKVAttention(
                 sizes.num_heads,

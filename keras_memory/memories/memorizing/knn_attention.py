@@ -13,6 +13,7 @@ from keras_memory.memories.memorizing.memory_readout import MemoryReadout
 from keras_memory.ops.attention import MASKED_LOGIT
 from keras_memory.ops.checks import check_bool, check_int
 from keras_memory.ops.knn import gather_memory, retrieve_top_k
+from keras_memory.ops.query_groups import fold_query_groups, unfold_query_groups
 from keras_memory.ops.retrieval_methods import MEMORY_PLACEMENTS, RETRIEVAL_METHODS
 from keras_memory.ops.ring_buffer import (
     check_segment_fits,
@@ -46,23 +47,17 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
     Retrieval is exact top-k on device by default, chunked over the memory;
     see `retrieval` for the approximate methods.
 
-    With `memory_placement="host"` the memory lives in host RAM instead
-    (`keras_memory.backend.host_memory.HostMemory`), searched by a ScaNN
-    index per (row, head): the device keeps no ring, and each call sends the
-    segment's queries, keys and values to the host and gets the `k` best
-    entries' keys and values back, so the memory can outgrow the device.
-    Reset, write-after-read and the ring's slots are the device ring's. The
-    host memory is saved with the layer's variables (`.keras` files and
-    checkpoints, ScaNN indexes included, so a restored run continues
-    exactly) and follows one sequence of calls: the state carries a step
-    count the host memory checks. A decoding step searches it without
-    writing; the decoder writes each complete segment.
+    With `memory_placement="host"` the memory lives in host RAM, searched by
+    ScaNN, so it can outgrow the device (`HostPlacement`). With grouped
+    queries (`num_key_value_heads`) it holds the key heads only; each query
+    head finds its own neighbours in its key head's memory.
 
     The local attention is `WindowedAttention`'s, with its options (cache,
     compressed memory, rotary positions, registers; the LSWT presets use the
     last two). The state adds `memory_keys`, `memory_values` `(batch,
     memory_size, heads, head_dim)`, `memory_valid` `(batch, memory_size)`
-    and the shared write position `memory_pointer` to the window's cache.
+    and the shared write position `memory_pointer` to the window's cache
+    (`heads`: the key heads).
 
     Args:
         num_heads: int. Number of attention heads.
@@ -70,6 +65,7 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
         window_length: int. Local attention window `W`.
         memory_size: int. Entries per (row, head). Defaults to 8192.
         num_neighbors: int. `k`, entries retrieved per query. Defaults to 32.
+        num_key_value_heads: int or None. See `AttentionHeads`.
         retrieval: str. How the `k` entries are found: `"exact"` (top-k on
             device, chunked), `"bucketed"` (meliad's strided argmax, one pass,
             approximate), `"approx"` (`jax.lax.approx_max_k` /
@@ -163,6 +159,7 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
         smear_keys=False,
         memory_gate_bias=0.0,
         memory_scale=None,
+        num_key_value_heads=None,
         **kwargs,
     ):
         super().__init__(
@@ -171,6 +168,7 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
             normalize_keys=normalize_keys,
             kernel_initializer=kernel_initializer,
             stateful=stateful,
+            num_key_value_heads=num_key_value_heads,
             **kwargs,
         )
         # The local attention: meliad's memory layer has no position bias.
@@ -183,12 +181,12 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
         self.smear_keys = check_bool("smear_keys", smear_keys)
         self.init_readout(memory_gate_bias, memory_scale)
         self.smearing = (
-            SmearedKeys(self.num_heads, self.head_dim, self.normalize_keys)
+            SmearedKeys(self.key_value_heads, self.head_dim, self.normalize_keys)
             if self.smear_keys
             else None
         )
         self.window = WindowedAttention(
-            self.num_heads,
+            self.key_value_heads,
             self.head_dim,
             window_length,
             use_cache=use_cache,
@@ -266,7 +264,7 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
             # next and the step the host memory checks it follows.
             memory = {"memory_pointer": ((), "int32"), "memory_step": ((), "int32")}
         else:
-            sizes = (self.memory_size, self.num_heads, self.head_dim)
+            sizes = (self.memory_size, self.key_value_heads, self.head_dim)
             memory = memory_state_shapes(batch_size, *sizes)
         if self.smearing is not None:
             memory.update(self.smearing.state_shapes(batch_size))
@@ -358,7 +356,7 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
         # Their scores are recomputed below, with the gradient to the queries.
         scores, indices = retrieve_top_k(
             self.retrieval,
-            ops.stop_gradient(ops.convert_to_tensor(queries)),
+            fold_query_groups(ops.stop_gradient(queries), self.key_value_heads),
             memory_keys,
             memory_valid,
             self.num_neighbors,
@@ -366,8 +364,11 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
             scann_index=memory_index(self) if self.retrieval == "scann" else None,
         )
         found = ops.stop_gradient(scores) > MASKED_LOGIT / 2
-        keys = gather_memory(memory_keys, indices)  # (batch, heads, S, k, dim)
+        keys = gather_memory(memory_keys, indices)  # (batch, key heads, S * R, k, dim)
         values = gather_memory(memory_values, indices)
+        found, keys, values = (
+            unfold_query_groups(t, self.num_heads) for t in (found, keys, values)
+        )
         return self._attend_retrieved(queries, keys, values, found)
 
     def get_config(self):

@@ -22,7 +22,7 @@ class RecurrentStateReader:
     Call arguments:
         x: float tensor `(batch, S, hidden_dim)`, the layer's input.
         recurrent_kv: `(keys, values)`, each float `(batch, num_states,
-            heads, head_dim)`, from
+            key_value_heads, head_dim)`, from
             `BlockRecurrentAttention.recurrent_keys_values`.
 
     Returns:
@@ -62,16 +62,17 @@ class RecurrentStateReader:
             raise ValueError(
                 f"Layer '{layer.name}' reads a recurrent state: call it with "
                 "`recurrent_kv=(keys, values)`, each (batch, num_states, "
-                f"{layer.num_heads}, {layer.head_dim}), from "
+                f"{layer.key_value_heads}, {layer.head_dim}), from "
                 "BlockRecurrentAttention.recurrent_keys_values()."
             )
         state_keys, state_values = recurrent_kv
         for name, tensor in (("keys", state_keys), ("values", state_values)):
             shape = tuple(tensor.shape)
-            if len(shape) != 4 or shape[2:] != (layer.num_heads, layer.head_dim):
+            if len(shape) != 4 or shape[2:] != (layer.key_value_heads, layer.head_dim):
                 raise ValueError(
                     f"Layer '{layer.name}': `recurrent_kv` {name} must have shape "
-                    f"(batch, num_states, {layer.num_heads}, {layer.head_dim}); got {shape}."
+                    f"(batch, num_states, {layer.key_value_heads}, {layer.head_dim}); "
+                    f"got {shape}."
                 )
         queries = layer.scale_queries(layer.split_heads(self.query_projection(x)))
         scale = ops.abs(self.scale) if layer.normalize_keys else None

@@ -26,7 +26,7 @@ class XLAttention(AttentionHeads):
     `use_cache=False` it is local-only attention (the baseline every memory
     is compared with).
 
-    The state is `{"keys": (batch, W, heads, head_dim), "values": (...),
+    The state is `{"keys": (batch, W, key_value_heads, head_dim), "values": (...),
     "valid": (batch,) int32}`. On a row with `reset=True` the cache is zeroed
     and masked, so the first tokens of a document attend to nothing before
     them. (meliad zeroes the cache but still attends to the zero keys; see
@@ -45,6 +45,9 @@ class XLAttention(AttentionHeads):
     Args:
         num_heads: int. Number of attention heads.
         head_dim: int. Size of each head.
+        num_key_value_heads: int or None. Heads of the keys and values (and
+            of every cache, memory and state of keys), dividing `num_heads`; 1
+            is multi-query attention. None (the default): `num_heads`.
         window_length: int. `W`, the number of previous tokens each token
             sees; the segment length must be a multiple of it.
         use_cache: bool. Carry the last window's keys/values to the next
@@ -104,7 +107,7 @@ class XLAttention(AttentionHeads):
             segment.
         training: bool or None.
         recurrent_kv: `(keys, values)`, each float `(batch, num_states,
-            heads, head_dim)`: the recurrent state to read (only, and
+            key_value_heads, head_dim)`: the recurrent state to read (only, and
             required, with `read_recurrent_state`); see
             `BlockRecurrentAttention.recurrent_keys_values`.
 
@@ -150,6 +153,7 @@ class XLAttention(AttentionHeads):
         read_recurrent_state=False,
         stateful=False,
         kernel_initializer="glorot_uniform",
+        num_key_value_heads=None,
         **kwargs,
     ):
         super().__init__(
@@ -158,10 +162,11 @@ class XLAttention(AttentionHeads):
             normalize_keys=normalize_keys,
             kernel_initializer=kernel_initializer,
             stateful=stateful,
+            num_key_value_heads=num_key_value_heads,
             **kwargs,
         )
         self.window = WindowedAttention(
-            self.num_heads,
+            self.key_value_heads,
             self.head_dim,
             window_length,
             use_cache=use_cache,
