@@ -354,9 +354,10 @@ class KNNAttention(HostPlacement, MemoryReadout, AttentionHeads):
         # flow through every memory entry's score (one more memory-sized
         # product per step), yet only the `k` chosen ones reach the output.
         # Their scores are recomputed below, with the gradient to the queries.
+        search = fold_query_groups(ops.convert_to_tensor(queries), self.key_value_heads)
         scores, indices = retrieve_top_k(
             self.retrieval,
-            fold_query_groups(ops.stop_gradient(queries), self.key_value_heads),
+            ops.stop_gradient(search),
             memory_keys,
             memory_valid,
             self.num_neighbors,
