@@ -27,6 +27,9 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   bias) in float32 and bfloat16; it imports nothing newer, so it also times an old checkout.
   `--key-heads 8,1` times it with 8 and with 1 key/value head for the 8 query heads (grouped
   queries: one product of 8 heads' rows against the shared keys).
+- `keys_grad_layout`: the keys' gradient of the d512 window with one key head, `(16, 2048, 768)`
+  contracted over its 2,048 rows with `(16, 2048, 64)` queries, as a transpose and a matmul and as
+  a `lax.dot_general` that names the contracted axis.
 - `allocation`: writing a new 134 MB float32 buffer (`x * 2`) against reading one (`sum`):
   run it with and without `LD_PRELOAD` of tcmalloc to see what the allocator costs.
 - `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
@@ -65,6 +68,7 @@ CASES = (
     "dense_grad",
     "attention_grad",
     "window_grad",
+    "keys_grad_layout",
     "knn_search",
     "allocation",
 )
@@ -329,6 +333,24 @@ def window_grad(rng, repeats, key_heads=(8,)):
         emit("window_grad", name if g == h else f"{name}_key_heads_{g}", ms)
 
 
+def keys_grad_layout(rng, repeats):
+    # The keys' gradient of the d512 window with one key head: the logits'
+    # gradient (16 batches of 2,048 rows by 768 keys) contracted over its rows
+    # with the queries, written as a transpose and a matmul and as a
+    # `lax.dot_general` naming the contracted axis (no transpose asked for).
+    g = jnp.asarray(rng.standard_normal((16, 2048, 768), dtype=np.float32))
+    q = jnp.asarray(rng.standard_normal((16, 2048, 64), dtype=np.float32))
+
+    def transposed(g, q):
+        return jnp.matmul(jnp.swapaxes(g, 1, 2), q)
+
+    def contracted(g, q):
+        return jax.lax.dot_general(g, q, (((1,), (1,)), ((0,), (0,))))
+
+    for name, fn in (("transpose_matmul", transposed), ("dot_general", contracted)):
+        emit("keys_grad_layout", name, median_ms(jax.jit(fn), g, q, repeats=repeats))
+
+
 def allocation(rng, repeats):
     # The size of the Memorizing layer's retrieved keys at d512: (2, 8, 2048, 32, 64).
     x = jnp.asarray(rng.standard_normal((2, 8, 2048, 32, 64), dtype=np.float32))
@@ -391,6 +413,8 @@ def main():
         attention_grad(rng, args.repeats)
     if "window_grad" in cases:
         window_grad(rng, args.repeats, [int(g) for g in args.key_heads.split(",")])
+    if "keys_grad_layout" in cases:
+        keys_grad_layout(rng, args.repeats)
     if "knn_search" in cases:
         knn_search(rng, args.repeats)
     if "allocation" in cases:

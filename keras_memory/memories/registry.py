@@ -163,13 +163,12 @@ def make_blocks(
         raise ValueError(f"`use_cache` must be a bool or None; got {options['use_cache']!r}.")
     if "use_cache" in options and not spec.has_cache:
         raise ValueError(f"The {kind} kind has no XL cache to choose; do not pass `use_cache`.")
-    if spec.attention_options is not None:
-        unsupported = sorted(set(options) - set(spec.attention_options))
-        if unsupported:
-            raise ValueError(
-                f"The {kind} kind does not take {unsupported}; its layers take "
-                f"{list(spec.attention_options)}."
-            )
+    unsupported = sorted(name for name in options if not spec.takes_attention_option(name))
+    if unsupported:
+        raise ValueError(
+            f"The {kind} kind does not take {unsupported}; its layers take "
+            f"{list(spec.attention_options)}."
+        )
     sizes = StackSizes(
         num_layers=num_layers,
         num_heads=num_heads,

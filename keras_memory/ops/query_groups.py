@@ -28,6 +28,13 @@ def grouped_heads_einsum(equation, a, b, product=None):
 
     Returns:
         The product, with `H` heads on the output's `h` axis.
+
+    Example:
+    ```python
+    queries = np.random.rand(2, 16, 8, 64).astype("float32")  # 8 query heads
+    keys = np.random.rand(2, 16, 1, 64).astype("float32")  # one shared key head
+    logits = grouped_heads_einsum("bqhd,bkhd->bhqk", queries, keys)  # (2, 8, 16, 16)
+    ```
     """
     inputs, output = equation.split("->")
     a_letters, b_letters = inputs.split(",")
@@ -101,6 +108,13 @@ def unfold_query_groups(retrieved, heads):
 
     Returns:
         A tensor `(batch, H, S, ...)`.
+
+    Example:
+    ```python
+    folded = fold_query_groups(queries, 2)  # (batch, S * 4, 2, dim) for 8 heads
+    scores, indices = exact_top_k(folded, memory_keys, memory_valid, k=32)
+    indices = unfold_query_groups(indices, 8)  # (batch, 8, S, 32)
+    ```
     """
     shape = ops.shape(retrieved)
     key_heads = retrieved.shape[1]

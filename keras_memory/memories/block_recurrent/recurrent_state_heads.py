@@ -13,6 +13,12 @@ class RecurrentStateHeads:
     values of `key_value_heads` heads, queries (the state reading itself)
     and second queries (the state reading the tokens) of `num_heads` heads.
     Other layers read the keys and values too (`recurrent_keys_values`).
+
+    Example:
+    ```python
+    keys, values = recurrent_layer.recurrent_keys_values(state)  # (batch, N, G, head_dim)
+    y, _ = reader_layer(x, state=reader_state, recurrent_kv=(keys, values))
+    ```
     """
 
     def entering_state(self, state, forget_state):
