@@ -28,8 +28,10 @@ compiling call), at the d512 peer config's shapes (batch 2, 2,048 tokens, 8 head
   `--key-heads 8,1` times it with 8 and with 1 key/value head for the 8 query heads (grouped
   queries: one product of 8 heads' rows against the shared keys).
 - `keys_grad_layout`: the keys' gradient of the d512 window with one key head, `(16, 2048, 768)`
-  contracted over its 2,048 rows with `(16, 2048, 64)` queries, as a transpose and a matmul and as
-  a `lax.dot_general` that names the contracted axis.
+  contracted over its 2,048 rows with `(16, 2048, 64)` queries, as a transpose and a matmul, as
+  a `lax.dot_general` that names the contracted axis, and as the transposed product (queries'
+  transpose times the gradient, the small result transposed after an optimisation barrier: the
+  form `keras_memory.backend.accumulating_einsum` takes).
 - `allocation`: writing a new 134 MB float32 buffer (`x * 2`) against reading one (`sum`):
   run it with and without `LD_PRELOAD` of tcmalloc to see what the allocator costs.
 - `knn_search`: the Memorizing layer's search at d512 with 16,384 entries: 16 (row, head)
@@ -347,7 +349,18 @@ def keys_grad_layout(rng, repeats):
     def contracted(g, q):
         return jax.lax.dot_general(g, q, (((1,), (1,)), ((0,), (0,))))
 
-    for name, fn in (("transpose_matmul", transposed), ("dot_general", contracted)):
+    def transposed_product(g, q):
+        # XLA would fold the result's transpose into the product (giving the
+        # first form again) without the barrier.
+        product = jax.lax.dot_general(q, g, (((1,), (1,)), ((0,), (0,))))  # (16, 64, 768)
+        return jnp.swapaxes(jax.lax.optimization_barrier(product), 1, 2)
+
+    variants = (
+        ("transpose_matmul", transposed),
+        ("dot_general", contracted),
+        ("transposed_product", transposed_product),
+    )
+    for name, fn in variants:
         emit("keys_grad_layout", name, median_ms(jax.jit(fn), g, q, repeats=repeats))
 
 

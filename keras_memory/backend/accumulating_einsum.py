@@ -1,6 +1,7 @@
 """Attention's products, with bfloat16 operands accumulated in float32 where that is faster."""
 
 import functools
+import math
 
 import keras
 from keras import ops
@@ -117,6 +118,14 @@ def _batched_accumulation_compiles():
     return True
 
 
+def _moved_elements(letters, order, sizes):
+    """Elements a transpose of an operand named `letters` into `order` moves: 0 if none."""
+    kept = [c for c in letters if sizes[c] > 1]
+    if kept == [c for c in order if sizes[c] > 1]:
+        return 0  # the same order once axes of size 1 are dropped: a reshape
+    return math.prod(sizes[c] for c in letters)
+
+
 def _batched_matmul_product(equation):
     """`equation`'s product as one `(batch, m, k) x (batch, k, n)` matmul into float32.
 
@@ -125,9 +134,23 @@ def _batched_matmul_product(equation):
     refuses the mixed types at run time. Keeping operands' last axes in place
     where that is possible (`(batch, n, k)` keys) measured slower in the whole
     attention's forward and backward (211 against 141 ms for a d512 layer).
-    """
-    import math
 
+    Float32 products are `a b` or, transposed, `(b' a')'`: whichever moves
+    fewer elements into and out of the matmul's layout. The keys' and
+    values' gradients are the case: as `a b` they transpose the `(queries,
+    keys)` logits' gradient (or weights), as `(b' a')'` only the small
+    queries (or output gradient) and the result. XLA folds a transpose of a
+    matmul's result back into the matmul (and so into a transpose of the
+    large operand), so the transposed product's result passes through an
+    optimisation barrier first. On 2 cores of an AMD EPYC (Zen 4) the d512
+    window's float32 forward and backward with one key head took 180 ms
+    this way against 220 ms with the large transposes (medians of 12 steps
+    alternated in one process); the keys' gradient alone, 24 against 32 ms
+    (`benchmarks/cpu_kernels.py --case keys_grad_layout`). In bfloat16 the
+    transposed form was no faster (123 against 114 ms), so bfloat16 keeps
+    `a b`.
+    """
+    import jax
     import jax.numpy as jnp
 
     inputs, output = equation.replace(" ", "").split("->")
@@ -136,8 +159,6 @@ def _batched_matmul_product(equation):
     rows = [c for c in output if c in a and c not in b]
     columns = [c for c in output if c in b and c not in a]
     summed = [c for c in a if c in b and c not in output]
-    product_order = batch + rows + columns
-    to_output = [product_order.index(c) for c in output]
 
     def product(x, y):
         sizes = {**dict(zip(a, x.shape)), **dict(zip(b, y.shape))}
@@ -145,13 +166,30 @@ def _batched_matmul_product(equation):
         def size(letters):
             return math.prod(sizes[c] for c in letters)
 
-        x = jnp.transpose(x, [a.index(c) for c in batch + rows + summed])
-        y = jnp.transpose(y, [b.index(c) for c in batch + summed + columns])
-        x = x.reshape(size(batch), size(rows), size(summed))
-        y = y.reshape(size(batch), size(summed), size(columns))
+        def moved(first, second, m, n):
+            return (
+                _moved_elements(first, batch + m + summed, sizes)
+                + _moved_elements(second, batch + summed + n, sizes)
+                + _moved_elements(batch + m + n, output, sizes)
+            )
+
+        transposed = x.dtype == jnp.float32 and moved(b, a, columns, rows) < moved(
+            a, b, rows, columns
+        )
+        if transposed:
+            x, y, a_letters, b_letters, m, n = y, x, b, a, columns, rows
+        else:
+            a_letters, b_letters, m, n = a, b, rows, columns
+        x = jnp.transpose(x, [a_letters.index(c) for c in batch + m + summed])
+        y = jnp.transpose(y, [b_letters.index(c) for c in batch + summed + n])
+        x = x.reshape(size(batch), size(m), size(summed))
+        y = y.reshape(size(batch), size(summed), size(n))
         z = jnp.matmul(x, y, preferred_element_type=jnp.float32)
+        if transposed:
+            z = jax.lax.optimization_barrier(z)
+        product_order = batch + m + n
         z = z.reshape([sizes[c] for c in product_order])
-        return jnp.transpose(z, to_output)
+        return jnp.transpose(z, [product_order.index(c) for c in output])
 
     return product
 

@@ -108,6 +108,40 @@ def test_on_jax_cpu_every_product_is_one_batched_matmul_of_bfloat16_into_float32
         assert dot.params["dimension_numbers"] == (((2,), (1,)), ((0,), (0,)))
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the matmul form is JAX's")
+def test_on_jax_cpu_the_keys_gradient_leaves_the_logits_gradient_in_place():
+    import jax
+    import jax.numpy as jnp
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the matmul form is used on the CPU only")
+    # Grouped heads (one key head for two query heads), at a size where the
+    # `(queries, keys)` logits dwarf the queries: the keys' gradient is the
+    # transposed product, which moves the queries and the result, never the
+    # logits' gradient (on XLA's CPU that transpose cost more than the product).
+    equation = "bngrqd,bnkgd->bngrqk"
+    rng = np.random.default_rng(2)
+    queries = jnp.asarray(rng.standard_normal((2, 3, 1, 2, 16, 4)), jnp.float32)
+    keys = jnp.asarray(rng.standard_normal((2, 3, 24, 1, 4)), jnp.float32)
+    cotangent = jnp.asarray(rng.standard_normal((2, 3, 1, 2, 16, 24)), jnp.float32)
+
+    def objective(x, y):
+        return (accumulating_einsum(equation, x, y, float32_as_matmul=True) * cotangent).sum()
+
+    jaxpr = jax.make_jaxpr(jax.grad(objective, argnums=(0, 1)))(queries, keys)
+    logits_size = cotangent.size
+    moved = [
+        e.invars[0].aval.shape
+        for e in jaxpr.jaxpr.eqns
+        if e.primitive.name == "transpose" and e.invars[0].aval.size == logits_size
+    ]
+    assert moved == []
+    assert [e.primitive.name for e in jaxpr.jaxpr.eqns].count("optimization_barrier") == 1
+    want = np.einsum("bngrqk,bngrqd->bnkgd", np.asarray(cotangent), np.asarray(queries))
+    got = jax.grad(objective, argnums=1)(queries, keys)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "equation, message",
     [
