@@ -355,8 +355,11 @@ def test_an_unbuilt_stateful_model_is_refused():
         model.generate([1, 2], max_new_tokens=2)
 
 
-def test_mixed_precision_generation_follows_the_forward_pass():
-    model = make_model("xl", dtype="mixed_bfloat16")
+# Block-Recurrent: the state's attentions run in the compute dtype, in the
+# window's pass and in decoding's window step alike (feedback: read by the other layer).
+@pytest.mark.parametrize("config", ["xl", "block_recurrent_feedback", "block_recurrent_lstm"])
+def test_mixed_precision_generation_follows_the_forward_pass(config):
+    model = make_model(config, dtype="mixed_bfloat16")
     batch = prompts((6,))
     results, logits = model.generate(batch, max_new_tokens=6, sampler="greedy", return_logits=True)
     expected = teacher_forced_logits(model, results)[0, 5:11]

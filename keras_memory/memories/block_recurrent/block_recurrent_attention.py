@@ -305,9 +305,11 @@ class BlockRecurrentAttention(RecurrentDecoding, RecurrentStateHeads, AttentionH
             own = dense_attention(
                 state_queries, state_keys, state_values, self.logit_scale(self.state_scale)
             )
-            block_keys = ops.concatenate([previous_keys, ops.cast(keys[:, span], "float32")], 1)
+            # In the compute dtype, like the state's heads (`_state_kvq`); the
+            # float32 cache holds the same values.
+            block_keys = ops.concatenate([ops.cast(previous_keys, keys.dtype), keys[:, span]], 1)
             block_values = ops.concatenate(
-                [previous_values, ops.cast(values[:, span], "float32")], 1
+                [ops.cast(previous_values, values.dtype), values[:, span]], 1
             )
             mask = ops.concatenate(
                 [
@@ -324,8 +326,7 @@ class BlockRecurrentAttention(RecurrentDecoding, RecurrentStateHeads, AttentionH
                 mask=mask[:, None, None, :],
             )
             recurrent = self.state_update(recurrent, own, read, self.compute_dtype)
-            previous_keys = ops.cast(keys[:, span], "float32")
-            previous_values = ops.cast(values[:, span], "float32")
+            previous_keys, previous_values = keys[:, span], values[:, span]
             previous_valid = ops.ones((batch,), "bool")
 
         cross = ops.cast(ops.concatenate(crosses, axis=1), local.dtype)

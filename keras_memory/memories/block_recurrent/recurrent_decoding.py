@@ -60,10 +60,12 @@ class RecurrentDecoding:
         mask = ops.concatenate(
             [ops.repeat(seen[:, None], w, axis=1), ops.ones((batch, w), "bool")], axis=1
         )
+        # The float32 buffers hold compute-dtype keys: read them in that dtype, as
+        # the segment's forward pass does.
         read = dense_attention(
             state_queries2,
-            buffers["keys"],
-            buffers["values"],
+            ops.cast(buffers["keys"], self.compute_dtype),
+            ops.cast(buffers["values"], self.compute_dtype),
             self.logit_scale(self.state_cross_scale),
             mask=mask[:, None, None, :],
         )
