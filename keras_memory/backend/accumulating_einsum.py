@@ -41,7 +41,8 @@ def accumulating_einsum(equation, a, b, float32_as_matmul=False):
             a group's heads and its queries) need it: as a `jnp.einsum` the
             d512 window's forward and backward with one key head for eight
             query heads took 294-321 ms, as one batched matmul 210-232
-            (`benchmarks/cpu_kernels.py --case window_grad --key-heads 8,1`).
+            (`benchmarks/cpu_kernels.py --case window_grad --key-heads 8,1`),
+            about 180 since the keys' gradient is transposed (below).
 
     Returns:
         The product, in the operands' dtype where they share one.
@@ -136,10 +137,13 @@ def _batched_matmul_product(equation):
     attention's forward and backward (211 against 141 ms for a d512 layer).
 
     Float32 products are `a b` or, transposed, `(b' a')'`: whichever moves
-    fewer elements into and out of the matmul's layout. The keys' and
-    values' gradients are the case: as `a b` they transpose the `(queries,
-    keys)` logits' gradient (or weights), as `(b' a')'` only the small
-    queries (or output gradient) and the result. XLA folds a transpose of a
+    fewer elements into and out of the matmul's layout. The keys' gradient
+    is the case: as `a b` it transposes the `(queries, keys)` logits'
+    gradient, as `(b' a')'` only the small queries and the result. (Rows
+    keep the output's axis order and summed axes `a`'s, so with grouped
+    heads the queries' and values' gradients and the weights-by-values
+    product still move a logits-sized operand: choosing those orders by the
+    same count is the next step.) XLA folds a transpose of a
     matmul's result back into the matmul (and so into a transpose of the
     large operand), so the transposed product's result passes through an
     optimisation barrier first. On 2 cores of an AMD EPYC (Zen 4) the d512

@@ -71,7 +71,6 @@ class RecurrentStateHeads:
             scale = self.head_dim**-0.5
             heads = keys, values, queries * scale, queries2 * scale
         # Normalised in float32, multiplied in the compute dtype like the tokens'
-        # attention: with the state's three attentions in float32 the d512 step in
-        # `mixed_bfloat16` ran at 1,388 tokens/s on 2 CPU cores, in bfloat16 at
-        # 1,575-1,624 (docs/performance.md, "The keys' gradient without ...").
+        # attention: in float32 the state's three attentions held the d512 step
+        # in `mixed_bfloat16` below the PyTorch peer (docs/performance.md).
         return [ops.cast(t, self.compute_dtype) for t in heads]

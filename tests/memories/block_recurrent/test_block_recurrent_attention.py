@@ -309,3 +309,23 @@ def test_old_configs_load_and_reading_another_state_is_refused():
     x = randn(2, 2 * W, HIDDEN)
     y, state = copy(x, reset=rows(True, True))
     assert tuple(y.shape) == x.shape and "compressed_keys" in state
+
+
+def test_under_mixed_precision_the_state_is_read_in_bfloat16_and_kept_in_float32():
+    # The state's attentions multiply bfloat16 heads, as the tokens' do; the
+    # state they update, and hand to the next segment, stays float32.
+    layer = make_layer(dtype="mixed_bfloat16")
+    x = randn(2, 2 * W, HIDDEN)
+    layer.build(x.shape)
+    _, state = layer(x, state=some_state(layer), reset=rows(False, False))
+    keys, values = layer.recurrent_keys_values(state)
+    dtypes = {keras.backend.standardize_dtype(t.dtype) for t in (keys, values)}
+    assert dtypes == {"bfloat16"}
+    assert keras.backend.standardize_dtype(state["recurrent_state"].dtype) == "float32"
+    # The same weights in float32 give the same state to bfloat16 precision.
+    exact = make_layer()
+    exact.build(x.shape)
+    exact.set_weights(layer.get_weights())
+    _, exact_state = exact(x, state=some_state(exact), reset=rows(False, False))
+    got, want = to_numpy(state["recurrent_state"]), to_numpy(exact_state["recurrent_state"])
+    np.testing.assert_allclose(got, want, atol=2**-5 * np.abs(want).max())
