@@ -136,23 +136,25 @@ def _batched_matmul_product(equation):
     where that is possible (`(batch, n, k)` keys) measured slower in the whole
     attention's forward and backward (211 against 141 ms for a d512 layer).
 
-    Float32 products are `a b` or, transposed, `(b' a')'`: whichever moves
-    fewer elements into and out of the matmul's layout. The keys' gradient
-    is the case: as `a b` it transposes the `(queries, keys)` logits'
-    gradient, as `(b' a')'` only the small queries and the result. (Rows
-    keep the output's axis order and summed axes `a`'s, so with grouped
-    heads the queries' and values' gradients and the weights-by-values
-    product still move a logits-sized operand: choosing those orders by the
-    same count is the next step.) XLA folds a transpose of a
-    matmul's result back into the matmul (and so into a transpose of the
-    large operand), so the transposed product's result passes through an
-    optimisation barrier first. On 2 cores of an AMD EPYC (Zen 4) the d512
-    window's float32 forward and backward with one key head took 180 ms
-    this way against 220 ms with the large transposes (medians of 12 steps
-    alternated in one process); the keys' gradient alone, 24 against 32 ms
-    (`benchmarks/cpu_kernels.py --case keys_grad_layout`). In bfloat16 the
-    transposed form was no faster (123 against 114 ms), so bfloat16 keeps
-    `a b`.
+    The matmul's layout is the one that moves the fewest elements: float32
+    products are `a b` or, transposed, `(b' a')'`, and the rows, columns and
+    summed axes take the output's or an operand's axis order. The keys'
+    gradient is the case for the transposed form: as `a b` it transposes the
+    `(queries, keys)` logits' gradient, as `(b' a')'` only the small queries
+    and the result. With grouped heads (logits `(g, r, q, k)`, queries `(q,
+    g, r, d)`) the queries' and values' gradients and the weights-by-values
+    product keep the logits' `(r, q)` order and transpose only their small
+    operand or result. XLA folds a transpose of a matmul's result back into
+    the matmul (and so into a transpose of the large operand), so a result
+    in another layout than the plain form's passes through an optimisation
+    barrier first. On 2 cores of an AMD EPYC (Zen 4), the d512 window's
+    float32 forward and backward with one key head took 180 ms with the
+    keys' gradient transposed against 220 ms with every large transpose
+    (medians of 12 steps alternated in one process); the keys' gradient
+    alone, 24 against 32 ms (`benchmarks/cpu_kernels.py --case
+    keys_grad_layout`). In bfloat16 the transposed form was no faster (123
+    against 114 ms), so bfloat16 keeps `a b` and chooses only the orders.
+    See docs/performance.md for the orders' gain.
     """
     import jax
     import jax.numpy as jnp
@@ -170,28 +172,42 @@ def _batched_matmul_product(equation):
         def size(letters):
             return math.prod(sizes[c] for c in letters)
 
-        def moved(first, second, m, n):
-            return (
-                _moved_elements(first, batch + m + summed, sizes)
-                + _moved_elements(second, batch + summed + n, sizes)
-                + _moved_elements(batch + m + n, output, sizes)
-            )
+        def within(letters, operand):
+            return [c for c in operand if c in letters]
 
-        transposed = x.dtype == jnp.float32 and moved(b, a, columns, rows) < moved(
-            a, b, rows, columns
-        )
+        # Every layout of the matmul: which operand comes first, and the order
+        # of its rows, columns and summed axes (the output's or an operand's).
+        # The first one counted is the plain `a b` in the output's order, which
+        # wins ties.
+        forms = [(False, a, b, rows, columns)]
+        if x.dtype == jnp.float32:
+            forms.append((True, b, a, columns, rows))
+        best = None
+        for transposed, first, second, m, n in forms:
+            for m_order in (m, within(m, first)):
+                for n_order in (n, within(n, second)):
+                    for s_order in (within(summed, first), within(summed, second)):
+                        moved = (
+                            _moved_elements(first, batch + m_order + s_order, sizes)
+                            + _moved_elements(second, batch + s_order + n_order, sizes)
+                            + _moved_elements(batch + m_order + n_order, output, sizes)
+                        )
+                        if best is None or moved < best[0]:
+                            best = (moved, transposed, first, second, m_order, n_order, s_order)
+        _, transposed, first, second, m, n, s_order = best
         if transposed:
-            x, y, a_letters, b_letters, m, n = y, x, b, a, columns, rows
-        else:
-            a_letters, b_letters, m, n = a, b, rows, columns
-        x = jnp.transpose(x, [a_letters.index(c) for c in batch + m + summed])
-        y = jnp.transpose(y, [b_letters.index(c) for c in batch + summed + n])
-        x = x.reshape(size(batch), size(m), size(summed))
-        y = y.reshape(size(batch), size(summed), size(n))
+            x, y = y, x
+        x = jnp.transpose(x, [first.index(c) for c in batch + m + s_order])
+        y = jnp.transpose(y, [second.index(c) for c in batch + s_order + n])
+        x = x.reshape(size(batch), size(m), size(s_order))
+        y = y.reshape(size(batch), size(s_order), size(n))
         z = jnp.matmul(x, y, preferred_element_type=jnp.float32)
-        if transposed:
-            z = jax.lax.optimization_barrier(z)
         product_order = batch + m + n
+        plain = not transposed and (m, n, s_order) == (rows, columns, summed)
+        if not plain and _moved_elements(product_order, output, sizes):
+            # XLA would fold the result's transpose into the matmul, and so
+            # back into a transpose of an operand.
+            z = jax.lax.optimization_barrier(z)
         z = z.reshape([sizes[c] for c in product_order])
         return jnp.transpose(z, [product_order.index(c) for c in output])
 

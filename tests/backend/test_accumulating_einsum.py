@@ -109,37 +109,54 @@ def test_on_jax_cpu_every_product_is_one_batched_matmul_of_bfloat16_into_float32
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="the matmul form is JAX's")
-def test_on_jax_cpu_the_keys_gradient_leaves_the_logits_gradient_in_place():
+def test_on_jax_cpu_grouped_attention_never_transposes_its_logits():
     import jax
     import jax.numpy as jnp
 
+    from keras_memory.ops.query_groups import grouped_heads_einsum
+
     if jax.default_backend() != "cpu":
         pytest.skip("the matmul form is used on the CPU only")
-    # Grouped heads (one key head for two query heads), at a size where the
-    # `(queries, keys)` logits dwarf the queries: the keys' gradient is the
-    # transposed product, which moves the queries and the result, never the
-    # logits' gradient (on XLA's CPU that transpose cost more than the product).
-    equation = "bngrqd,bnkgd->bngrqk"
+    # Attention's two products with grouped heads (4 query heads, 2 key heads),
+    # as `sliding_window_attention` writes them, at a size where the `(queries,
+    # keys)` logits dwarf everything else. Forward and backward, each product
+    # is laid out so that no logits-sized tensor is transposed (on XLA's CPU
+    # such a transpose cost more than the product it fed).
     rng = np.random.default_rng(2)
-    queries = jnp.asarray(rng.standard_normal((2, 3, 1, 2, 16, 4)), jnp.float32)
-    keys = jnp.asarray(rng.standard_normal((2, 3, 24, 1, 4)), jnp.float32)
-    cotangent = jnp.asarray(rng.standard_normal((2, 3, 1, 2, 16, 24)), jnp.float32)
+    queries = jnp.asarray(rng.standard_normal((2, 3, 16, 4, 4)), jnp.float32)
+    keys, values = (jnp.asarray(rng.standard_normal((2, 3, 24, 2, 4)), jnp.float32) for _ in "kv")
+    cotangent = jnp.asarray(rng.standard_normal((2, 3, 16, 4, 4)), jnp.float32)
 
-    def objective(x, y):
-        return (accumulating_einsum(equation, x, y, float32_as_matmul=True) * cotangent).sum()
+    def attention(q, k, v):
+        logits = grouped_heads_einsum("bnqhd,bnkhd->bnhqk", q, k)
+        return grouped_heads_einsum("bnhqk,bnkhd->bnqhd", jnp.tanh(logits), v)
 
-    jaxpr = jax.make_jaxpr(jax.grad(objective, argnums=(0, 1)))(queries, keys)
-    logits_size = cotangent.size
+    def objective(q, k, v):
+        return (attention(q, k, v) * cotangent).sum()
+
+    jaxpr = jax.make_jaxpr(jax.grad(objective, argnums=(0, 1, 2)))(queries, keys, values)
+    logits_size = 2 * 3 * 4 * 16 * 24
     moved = [
         e.invars[0].aval.shape
         for e in jaxpr.jaxpr.eqns
         if e.primitive.name == "transpose" and e.invars[0].aval.size == logits_size
     ]
     assert moved == []
-    assert [e.primitive.name for e in jaxpr.jaxpr.eqns].count("optimization_barrier") == 1
-    want = np.einsum("bngrqk,bngrqd->bnkgd", np.asarray(cotangent), np.asarray(queries))
-    got = jax.grad(objective, argnums=1)(queries, keys)
-    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+
+    # The values are the einsum's, with each key head repeated for its queries.
+    def reference(q, k, v):
+        logits = jnp.einsum("bnqhd,bnkhd->bnhqk", q, jnp.repeat(k, 2, axis=3))
+        return jnp.einsum("bnhqk,bnkhd->bnqhd", jnp.tanh(logits), jnp.repeat(v, 2, axis=3))
+
+    np.testing.assert_allclose(
+        attention(queries, keys, values), reference(queries, keys, values), rtol=1e-5, atol=1e-5
+    )
+    got = jax.grad(objective, argnums=(0, 1, 2))(queries, keys, values)
+    want = jax.grad(lambda *t: (reference(*t) * cotangent).sum(), argnums=(0, 1, 2))(
+        queries, keys, values
+    )
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize(
