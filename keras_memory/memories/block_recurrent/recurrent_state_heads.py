@@ -64,13 +64,11 @@ class RecurrentStateHeads:
         kv = self.key_value_dim
         splits = [kv, 2 * kv, 2 * kv + self.inner_dim]
         parts = [self.split_heads(p) for p in ops.split(projected, splits, axis=-1)]
-        keys, values, queries, queries2 = [ops.cast(p, "float32") for p in parts]
-        if self.normalize_keys:
-            heads = l2_normalize(keys), values, l2_normalize(queries), l2_normalize(queries2)
-        else:
-            scale = self.head_dim**-0.5
-            heads = keys, values, queries * scale, queries2 * scale
-        # Normalised in float32, multiplied in the compute dtype like the tokens'
-        # attention: in float32 the state's three attentions held the d512 step
+        keys, values, queries, queries2 = parts
+        # In the compute dtype, like the tokens' heads (`l2_normalize` sums in
+        # float32): in float32 the state's three attentions held the d512 step
         # in `mixed_bfloat16` below the PyTorch peer (docs/performance.md).
-        return [ops.cast(t, self.compute_dtype) for t in heads]
+        if self.normalize_keys:
+            return l2_normalize(keys), values, l2_normalize(queries), l2_normalize(queries2)
+        scale = self.head_dim**-0.5
+        return keys, values, queries * scale, queries2 * scale
