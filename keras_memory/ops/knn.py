@@ -3,6 +3,7 @@
 from keras import ops
 
 from keras_memory.backend.retrieval import top_k
+from keras_memory.backend.skip_branch import unless_known
 from keras_memory.backend.slice_map import map_over_leading_axis, slicing_is_faster
 from keras_memory.ops.attention import MASKED_LOGIT
 from keras_memory.ops.retrieval_methods import RETRIEVAL_METHODS
@@ -209,9 +210,9 @@ def _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, top_k_fn):
     best_scores, best_indices = None, None
     for start in range(0, memory_size, chunk_size):
         stop = min(start + chunk_size, memory_size)
-        scores = _chunk_scores(queries, memory_keys, memory_valid, start, stop)
-        top_scores, top_indices = top_k_fn(scores, min(k, stop - start))
-        top_indices = ops.cast(top_indices, "int32") + start
+        top_scores, top_indices = _chunk_top_k(
+            queries, memory_keys, memory_valid, start, stop, min(k, stop - start), top_k_fn
+        )
         if best_scores is None:
             best_scores, best_indices = top_scores, top_indices
             continue
@@ -220,3 +221,31 @@ def _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, top_k_fn):
         best_scores, order = top_k(merged_scores, k)
         best_indices = ops.take_along_axis(merged_indices, order, axis=-1)
     return best_scores, best_indices
+
+
+def _chunk_top_k(queries, memory_keys, memory_valid, start, stop, k, top_k_fn):
+    """The top `k` of entries `start:stop`: `(float32 scores, int32 indices)`.
+
+    A chunk holding no stored entry is not scored: every one of its entries
+    would score `MASKED_LOGIT`, so its top `k` are `MASKED_LOGIT` at any `k`
+    of its indices, which the search's callers never read (they keep only
+    scores above `MASKED_LOGIT / 2`). A row's memory is empty after each
+    document start until it is written again, and the peers' indexes hold
+    only what was added: the search's cost follows what is stored, not the
+    memory's size. Searched pair by pair (`exact_top_k` on JAX's CPU), the
+    test is one row's; batched, all rows'.
+    """
+
+    def search():
+        scores = _chunk_scores(queries, memory_keys, memory_valid, start, stop)
+        top_scores, top_indices = top_k_fn(scores, k)
+        return ops.cast(top_scores, "float32"), ops.cast(top_indices, "int32") + start
+
+    def nothing_stored():
+        batch, length, heads = (ops.shape(queries)[i] for i in range(3))
+        shape = (batch, heads, length, k)
+        indices = ops.broadcast_to(ops.arange(start, start + k, dtype="int32"), shape)
+        return ops.full(shape, MASKED_LOGIT, dtype="float32"), indices
+
+    stored = ops.any(ops.cast(memory_valid[:, start:stop], "bool"))
+    return unless_known(stored, search, nothing_stored)

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -11,6 +12,7 @@ from keras_memory.ops import (
     scann_top_k,
     two_stage_top_k,
 )
+from keras_memory.ops.attention import MASKED_LOGIT
 from tests.conftest import to_numpy
 
 
@@ -66,6 +68,60 @@ def test_exact_top_k_skips_invalid_entries_in_blocks():
     np.testing.assert_allclose(
         np.take_along_axis(brute, to_numpy(indices), -1), to_numpy(scores), atol=1e-5
     )
+
+
+def compiled(fn, *example):
+    """`fn` as the backend compiles a step (torch runs eagerly); TF with a free batch axis."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        signature = [tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)) for x in example]
+        return tf.function(fn, input_signature=signature)
+    return fn
+
+
+@pytest.mark.parametrize("run", ["eager", "compiled"])
+def test_exact_top_k_over_chunks_where_a_row_stores_nothing(run):
+    # chunk_size 256 over 1,024 entries: row 0 stores only in chunk 0, row 1
+    # five entries (fewer than k) in chunk 2, row 2 nothing: the chunks a
+    # row stores nothing in are skipped, and must give what scoring them gives.
+    q, mem = clustered(3, 1024, 2, 8, 4)
+    valid = np.zeros((3, 1024), bool)
+    valid[0, 100:300] = True
+    valid[1, 700:705] = True
+    search = lambda q, mem, valid: exact_top_k(q, mem, valid, k=8, chunk_size=256)  # noqa: E731
+    if run == "compiled":
+        search = compiled(search, q, mem, valid)
+    scores, indices = (to_numpy(t) for t in search(q, mem, valid))
+    brute = np.where(valid[:, None, None], np.einsum("bqhd,bmhd->bhqm", q, mem), MASKED_LOGIT)
+    np.testing.assert_allclose(scores, -np.sort(-brute, -1)[..., :8], atol=1e-5)
+    found = scores > MASKED_LOGIT / 2
+    assert found[0].all() and found[1][..., :5].all() and not found[1][..., 5:].any()
+    assert not found[2].any()
+    rows = np.broadcast_to(np.arange(3)[:, None, None, None], indices.shape)
+    assert valid[rows[found], indices[found]].all()
+    np.testing.assert_allclose(
+        np.take_along_axis(brute, indices, -1)[found], scores[found], atol=1e-5
+    )
+    assert ((indices >= 0) & (indices < 1024)).all()  # the unread ones too: they are gathered
+
+
+def test_on_jax_the_search_branches_around_chunks_with_nothing_stored():
+    if keras.backend.backend() != "jax":
+        pytest.skip("reads a JAX program")
+    import jax
+
+    q, mem = clustered(2, 1024, 2, 8, 4)
+    valid = np.ones((2, 1024), bool)
+    program = str(jax.make_jaxpr(lambda *a: exact_top_k(*a, k=8, chunk_size=256))(q, mem, valid))
+    # One conditional per chunk, each holding that chunk's product.
+    assert program.count("cond[") == 4
+    assert program.count("dot_general") >= 4
 
 
 def test_bucketed_is_the_best_entry_of_each_strided_bucket():
