@@ -78,7 +78,9 @@ def _jax_accumulating_matmul():
         # The same two row axes for the input's gradient: with `x` 2-D, XLA's
         # CPU ran `(4096, 2048) x (2048, 512)` (a transposed kernel) into
         # float32 at 185-198 GFLOP/s as one row axis, 374-375 as two
-        # (`benchmarks/cpu_kernels.py --case dense_grad`).
+        # (`benchmarks/cpu_kernels.py --case dense_grad`). The one-axis form
+        # was slow because XLA converted both operands to float32 for it; the
+        # two-axis form keeps them bfloat16 (XLA may still merge the axes).
         x_grad = jax.lax.dot_general(
             _two_row_axes(grad),
             kernel,
