@@ -36,8 +36,8 @@ The true top-k comes from a numpy brute force over blocks of 65,536 keys. Method
 `train`: tokens/s of the `memorizing` kind, `tiny` preset, JAX, batch `--batch-size`, one
 `train_on_batch` per step (AdamW), each setting in a child process (its RSS is its own):
 - `device`: the default placement, a `--device-memory`-entry ring per (row, head) on the
-  device, exact retrieval. An empty ring costs the same search as a full one (every slot is
-  scored, invalid ones masked).
+  device, exact retrieval. On a CPU a chunk of the ring a row stores nothing in is not scored,
+  so a ring that is not yet full costs less to search than a full one.
 - `host`: `memory_placement="host"` with `--host-memory` entries per (row, head). Filling
   1M entries by training would take 8,192 steps per row, so after one real step (which
   creates the rows through `HostMemory` at step 1) every row's `keys`/`values` are

@@ -3,10 +3,11 @@
 The exact search (`keras_memory.ops.exact_top_k`) skips a chunk of the memory in which a row
 holds no entry. This script measures what that buys, and that it changes nothing: it builds
 two identical models on the JAX backend, one compiled with the skip and one compiled with
-every chunk scored (`keras_memory.ops.knn.unless_known` replaced while it traces), resets
-their memories, and trains them alternately, step by step, on the same batches, so the host's
-drift falls on both alike. It prints one JSON line per timed step: the entries each row holds
-before the step, both step times, their ratio and both losses (equal if the skip is exact).
+every chunk scored (`keras_memory.ops.knn.conditionals_are_free` answering False while it
+traces), resets their memories, and trains them alternately, step by step, on the same
+batches, so the host's drift falls on both alike. It prints one JSON line per timed step: the
+entries each row holds before the step, both step times, their ratio and both losses (equal
+if the skip is exact).
 
 Reproduce (from the repository root; the d512 config, 16,384 entries, one key head):
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
@@ -30,14 +31,14 @@ from keras_memory.bench.speed import resolve_config  # noqa: E402
 from keras_memory.models import PRESETS, MemoryLM  # noqa: E402
 
 
-def every_chunk(needed, compute, known):
-    """`unless_known` that never skips."""
-    return compute()
+def never_skip():
+    """`conditionals_are_free` saying no: the search scores every chunk."""
+    return False
 
 
-def build(preset, options, batch_size, search, first_batch):
-    """A compiled model whose train step was traced with `search` as the skip."""
-    knn.unless_known = search
+def build(preset, options, batch_size, may_skip, first_batch):
+    """A compiled model whose train step was traced with `may_skip` deciding the skip."""
+    knn.conditionals_are_free = may_skip
     keras.utils.set_random_seed(0)
     model = MemoryLM.from_preset(preset, kind="memorizing", stateful=True, **options)
     model.build({"tokens": (batch_size, options["segment_length"]), "reset": (batch_size,)})
@@ -61,7 +62,7 @@ def main(argv=None):
     )
     segment = options["segment_length"]
     rng = np.random.default_rng(0)
-    skip = knn.unless_known
+    skip = knn.conditionals_are_free
     vocab_size = PRESETS[preset]["vocab_size"]
     batches = []
     for i in range(args.steps):
@@ -69,10 +70,10 @@ def main(argv=None):
         reset = np.full((batch_size,), i == 0)
         batches.append(({"tokens": tokens[:, :-1], "reset": reset}, tokens[:, 1:]))
     models = {
-        "every_chunk": build(preset, options, batch_size, every_chunk, batches[0]),
+        "every_chunk": build(preset, options, batch_size, never_skip, batches[0]),
         "skip_empty": build(preset, options, batch_size, skip, batches[0]),
     }
-    knn.unless_known = skip
+    knn.conditionals_are_free = skip
     for step in range(1, args.steps):
         record = {"benchmark": "memory_fill", "config": args.config, **options}
         record["entries_per_row_before"] = min(step * segment, args.memory_size)

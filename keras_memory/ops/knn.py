@@ -2,8 +2,8 @@
 
 from keras import ops
 
+from keras_memory.backend.conditionals import conditionals_are_free
 from keras_memory.backend.retrieval import top_k
-from keras_memory.backend.skip_branch import unless_known
 from keras_memory.backend.slice_map import map_over_leading_axis, slicing_is_faster
 from keras_memory.ops.attention import MASKED_LOGIT
 from keras_memory.ops.retrieval_methods import RETRIEVAL_METHODS
@@ -210,7 +210,7 @@ def _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, top_k_fn):
     best_scores, best_indices = None, None
     for start in range(0, memory_size, chunk_size):
         stop = min(start + chunk_size, memory_size)
-        top_scores, top_indices = _chunk_top_k(
+        top_scores, top_indices = _top_k_of_chunk(
             queries, memory_keys, memory_valid, start, stop, min(k, stop - start), top_k_fn
         )
         if best_scores is None:
@@ -223,17 +223,20 @@ def _chunked_top_k(queries, memory_keys, memory_valid, k, chunk_size, top_k_fn):
     return best_scores, best_indices
 
 
-def _chunk_top_k(queries, memory_keys, memory_valid, start, stop, k, top_k_fn):
+def _top_k_of_chunk(queries, memory_keys, memory_valid, start, stop, k, top_k_fn):
     """The top `k` of entries `start:stop`: `(float32 scores, int32 indices)`.
 
-    A chunk holding no stored entry is not scored: every one of its entries
-    would score `MASKED_LOGIT`, so its top `k` are `MASKED_LOGIT` at any `k`
-    of its indices, which the search's callers never read (they keep only
-    scores above `MASKED_LOGIT / 2`). A row's memory is empty after each
-    document start until it is written again, and the peers' indexes hold
-    only what was added: the search's cost follows what is stored, not the
-    memory's size. Searched pair by pair (`exact_top_k` on JAX's CPU), the
-    test is one row's; batched, all rows'.
+    A chunk holding no stored entry is not scored where a device conditional
+    is free (`conditionals_are_free`: CPUs and TPUs): every one of its
+    entries would score `MASKED_LOGIT`, so its top `k` are `MASKED_LOGIT`, here
+    at its first `k` indices. The search's callers read only scores above
+    `MASKED_LOGIT / 2`, so what they read is the same; the unread indices may
+    differ from a scored chunk's (where a GPU's product rounds the masked
+    scores, or its top-k orders ties otherwise), and stay in range because
+    they are gathered. A row's memory is empty after each document start
+    until it is written again: searched pair by pair (JAX's CPU) the test is
+    that row's, so a reset row skips the chunks it has not refilled; batched,
+    a chunk is skipped only when no row stores anything in it.
     """
 
     def search():
@@ -247,5 +250,7 @@ def _chunk_top_k(queries, memory_keys, memory_valid, start, stop, k, top_k_fn):
         indices = ops.broadcast_to(ops.arange(start, start + k, dtype="int32"), shape)
         return ops.full(shape, MASKED_LOGIT, dtype="float32"), indices
 
+    if not conditionals_are_free():
+        return search()
     stored = ops.any(ops.cast(memory_valid[:, start:stop], "bool"))
-    return unless_known(stored, search, nothing_stored)
+    return ops.cond(stored, search, nothing_stored)

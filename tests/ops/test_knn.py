@@ -86,7 +86,8 @@ def compiled(fn, *example):
 
 
 @pytest.mark.parametrize("run", ["eager", "compiled"])
-def test_exact_top_k_over_chunks_where_a_row_stores_nothing(run):
+@pytest.mark.parametrize("method", ["exact", "approx"])
+def test_search_over_chunks_where_a_row_stores_nothing(method, run):
     # chunk_size 256 over 1,024 entries: row 0 stores only in chunk 0, row 1
     # five entries (fewer than k) in chunk 2, row 2 nothing: the chunks a
     # row stores nothing in are skipped, and must give what scoring them gives.
@@ -94,7 +95,10 @@ def test_exact_top_k_over_chunks_where_a_row_stores_nothing(run):
     valid = np.zeros((3, 1024), bool)
     valid[0, 100:300] = True
     valid[1, 700:705] = True
-    search = lambda q, mem, valid: exact_top_k(q, mem, valid, k=8, chunk_size=256)  # noqa: E731
+
+    def search(q, mem, valid):
+        return retrieve_top_k(method, q, mem, valid, k=8, chunk_size=256)
+
     if run == "compiled":
         search = compiled(search, q, mem, valid)
     scores, indices = (to_numpy(t) for t in search(q, mem, valid))
@@ -111,17 +115,62 @@ def test_exact_top_k_over_chunks_where_a_row_stores_nothing(run):
     assert ((indices >= 0) & (indices < 1024)).all()  # the unread ones too: they are gathered
 
 
-def test_on_jax_the_search_branches_around_chunks_with_nothing_stored():
-    if keras.backend.backend() != "jax":
-        pytest.skip("reads a JAX program")
-    import jax
+def equations(jaxpr):
+    """Every equation of a JAX program, those of its sub-programs (map, branches) included."""
+    for equation in jaxpr.eqns:
+        yield equation
+        for value in equation.params.values():
+            for sub in value if isinstance(value, tuple) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    yield from equations(inner)
 
+
+def test_a_chunk_no_row_stores_in_is_not_scored(monkeypatch):
+    import keras_memory.ops.knn as knn
+
+    # Rows store in chunks 0 and 2 of four: 1 and 3 hold nothing anywhere.
     q, mem = clustered(2, 1024, 2, 8, 4)
-    valid = np.ones((2, 1024), bool)
-    program = str(jax.make_jaxpr(lambda *a: exact_top_k(*a, k=8, chunk_size=256))(q, mem, valid))
-    # One conditional per chunk, each holding that chunk's product.
-    assert program.count("cond[") == 4
-    assert program.count("dot_general") >= 4
+    valid = np.zeros((2, 1024), bool)
+    valid[0, 10:20] = True
+    valid[1, 600:700] = True
+
+    def search(q, mem, valid):
+        return exact_top_k(q, mem, valid, k=8, chunk_size=256)
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        # A CPU program: one conditional per chunk, whose taken branch alone
+        # holds the chunk's product; without free conditionals, none.
+        conds = [
+            e
+            for e in equations(jax.make_jaxpr(search)(q, mem, valid).jaxpr)
+            if e.primitive.name == "cond"
+        ]
+        assert len(conds) == 4
+        for cond in conds:
+            skipped, scored = (
+                {e.primitive.name for e in equations(branch.jaxpr)}
+                for branch in cond.params["branches"]
+            )
+            assert "dot_general" in scored and "dot_general" not in skipped
+        monkeypatch.setattr(knn, "conditionals_are_free", lambda: False)
+        # A new function: JAX would reuse the first trace of `search`.
+        program = jax.make_jaxpr(lambda *a: search(*a))(q, mem, valid).jaxpr
+        assert not [e for e in equations(program) if e.primitive.name == "cond"]
+        return
+    # TensorFlow and torch run the search eagerly here: only the taken branch runs.
+    scored = []
+    score_chunk = knn._chunk_scores
+
+    def counted(queries, memory_keys, memory_valid, start, stop):
+        scored.append(start)
+        return score_chunk(queries, memory_keys, memory_valid, start, stop)
+
+    monkeypatch.setattr(knn, "_chunk_scores", counted)
+    search(q, mem, valid)
+    assert scored == [0, 512]
 
 
 def test_bucketed_is_the_best_entry_of_each_strided_bucket():
