@@ -231,8 +231,8 @@ def _top_k_of_chunk(queries, memory_keys, memory_valid, start, stop, k, top_k_fn
     entries would score `MASKED_LOGIT`, so its top `k` are `MASKED_LOGIT`, here
     at its first `k` indices. The search's callers read only scores above
     `MASKED_LOGIT / 2`, so what they read is the same; the unread indices may
-    differ from a scored chunk's (where a GPU's product rounds the masked
-    scores, or its top-k orders ties otherwise), and stay in range because
+    differ from a scored chunk's (where a TPU's product rounds the masked
+    scores, or a top-k orders ties otherwise), and stay in range because
     they are gathered. A row's memory is empty after each document start
     until it is written again: searched pair by pair (JAX's CPU) the test is
     that row's, so a reset row skips the chunks it has not refilled; batched,
@@ -245,7 +245,12 @@ def _top_k_of_chunk(queries, memory_keys, memory_valid, start, stop, k, top_k_fn
         return ops.cast(top_scores, "float32"), ops.cast(top_indices, "int32") + start
 
     def nothing_stored():
-        batch, length, heads = (ops.shape(queries)[i] for i in range(3))
+        # Static sizes where either operand has them, as the product's result
+        # has: a traced model's queries may have a free batch axis while its
+        # state's memory has a fixed one, and the branches' shapes merge.
+        batch = memory_keys.shape[0] or queries.shape[0] or ops.shape(queries)[0]
+        length = queries.shape[1] or ops.shape(queries)[1]
+        heads = memory_keys.shape[2] or queries.shape[2] or ops.shape(queries)[2]
         shape = (batch, heads, length, k)
         indices = ops.broadcast_to(ops.arange(start, start + k, dtype="int32"), shape)
         return ops.full(shape, MASKED_LOGIT, dtype="float32"), indices

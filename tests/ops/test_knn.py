@@ -8,6 +8,7 @@ from keras_memory.ops import (
     approx_top_k,
     bucketed_top_k,
     exact_top_k,
+    gather_memory,
     retrieve_top_k,
     scann_top_k,
     two_stage_top_k,
@@ -71,7 +72,11 @@ def test_exact_top_k_skips_invalid_entries_in_blocks():
 
 
 def compiled(fn, *example):
-    """`fn` as the backend compiles a step (torch runs eagerly); TF with a free batch axis."""
+    """`fn` as the backend compiles a step (torch runs eagerly).
+
+    On TensorFlow the first argument (the queries) has a free batch axis and the others
+    (the memory) a fixed one, as in a traced model whose state has a fixed batch size.
+    """
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -80,7 +85,9 @@ def compiled(fn, *example):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        signature = [tf.TensorSpec((None, *x.shape[1:]), tf.as_dtype(x.dtype)) for x in example]
+        first, *rest = example
+        signature = [tf.TensorSpec((None, *first.shape[1:]), tf.as_dtype(first.dtype))]
+        signature += [tf.TensorSpec(x.shape, tf.as_dtype(x.dtype)) for x in rest]
         return tf.function(fn, input_signature=signature)
     return fn
 
@@ -97,7 +104,9 @@ def test_search_over_chunks_where_a_row_stores_nothing(method, run):
     valid[1, 700:705] = True
 
     def search(q, mem, valid):
-        return retrieve_top_k(method, q, mem, valid, k=8, chunk_size=256)
+        scores, indices = retrieve_top_k(method, q, mem, valid, k=8, chunk_size=256)
+        gather_memory(mem, indices)  # as the layer does, with the static shapes it reads
+        return scores, indices
 
     if run == "compiled":
         search = compiled(search, q, mem, valid)
