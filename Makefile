@@ -36,7 +36,7 @@ test: $(STAMP) lint docs
 	@for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \
 		KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider \
-			-n $(TEST_WORKERS) --dist loadfile tests || exit 1; \
+			-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests || exit 1; \
 	done
 
 clean:
