@@ -1,0 +1,28 @@
+"""`benchmarks/ffn_vs_torch.py` runs, and what it times side by side computes the same thing."""
+
+import keras
+import pytest
+
+from tests.bench.scripts import run_python_benchmark
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the benchmark runs on JAX")
+def test_the_timed_networks_and_products_agree():
+    records = run_python_benchmark("ffn_vs_torch.py", "--repeats", "1")
+    by_case = {}
+    for record in records:
+        by_case.setdefault(record["case"], []).append(record)
+        assert record["ms"] > 0 and record["calls"] == 1
+    keras_ffn, torch_ffn = by_case["ffn"]
+    assert keras_ffn["variant"].startswith("keras_memory") and torch_ffn["variant"].startswith(
+        "torch"
+    )
+    # The same weights give the same outputs, to bfloat16's precision: one network timed twice.
+    assert keras_ffn["outputs_difference_from_torch"] < 0.02
+    # Every form of the kernel's gradient is the same product (the float32 accumulations to
+    # within their rounding, PyTorch's bfloat16 result to within bfloat16's).
+    forms = by_case["kernel_grad"]
+    assert len(forms) == 10
+    for form in forms:
+        bound = 1e-2 if form["variant"].startswith("torch") else 1e-4
+        assert form["difference_from_exact"] < bound, form
