@@ -17,6 +17,9 @@ PyTorch peer's at the d512 config's shapes (`(2, 2048, 512)` tokens, 2,048 hidde
   layer: it copies `x` transposed, then multiplies); the rows split into 2, 4 or 8 as a
   batched product and as a loop of products, summed; the transpose behind an optimisation
   barrier; and PyTorch's `x.T @ g`.
+- `products`: the network's six products one dense layer at a time, as the layer hands them to
+  XLA (`keras_memory.backend.accumulating_matmul`: its product, then its two gradient
+  products), against the same products in PyTorch, alternately.
 
 It prints one JSON line per variant: the median milliseconds of `--repeats` calls after one
 that compiles, and GFLOP/s for the products.
@@ -205,13 +208,74 @@ def kernel_grad(rng, repeats):
     )
 
 
+def products(rng, repeats):
+    from keras_memory.backend import accumulating_matmul
+
+    def backward(x, kernel, grad):
+        # The primal product is unused, so XLA drops it: the two gradient products alone.
+        return jax.vjp(accumulating_matmul, x, kernel)[1](grad)
+
+    jax_forward, jax_backward = jax.jit(accumulating_matmul), jax.jit(backward)
+    for name, (n, m) in {
+        "intermediate 512 -> 2048": (HIDDEN, INTERMEDIATE),
+        "output 2048 -> 512": (INTERMEDIATE, HIDDEN),
+    }.items():
+        x = rng.standard_normal((BATCH, LENGTH, n), dtype=np.float32)
+        kernel = rng.standard_normal((n, m), dtype=np.float32) * n**-0.5
+        grad = rng.standard_normal((BATCH, LENGTH, m), dtype=np.float32)
+        jax_args = [jnp.asarray(a, jnp.bfloat16) for a in (x, kernel, grad)]
+        torch_x, torch_kernel, torch_grad = (
+            torch.from_numpy(a).bfloat16()
+            for a in (x.reshape(ROWS, n), kernel, grad.reshape(ROWS, m))
+        )
+
+        def torch_forward(torch_x=torch_x, torch_kernel=torch_kernel):
+            return torch_x @ torch_kernel
+
+        def torch_backward(torch_x=torch_x, torch_kernel=torch_kernel, torch_grad=torch_grad):
+            return torch_grad @ torch_kernel.T, torch_x.T @ torch_grad
+
+        # The same products on both sides (to bfloat16's rounding).
+        jax_grads = jax_backward(*jax_args)
+        difference = max(
+            relative_difference(
+                jax_forward(*jax_args[:2]).reshape(ROWS, m).astype(jnp.float32),
+                torch_forward().float(),
+            ),
+            *(
+                relative_difference(ours.astype(jnp.float32).reshape(theirs.shape), theirs.float())
+                for ours, theirs in zip(jax_grads, torch_backward())
+            ),
+        )
+        flops = 2 * ROWS * n * m
+        steps = {
+            "forward": ((jax_forward, jax_args[:2]), torch_forward, flops),
+            "backward (two products)": ((jax_backward, jax_args), torch_backward, 2 * flops),
+        }
+        for part, ((jax_fn, args), torch_fn, part_flops) in steps.items():
+            timed_ms(jax_fn, *args)
+            torch_fn()
+            jax_times, torch_times = [], []
+            for _ in range(repeats):
+                jax_times.append(timed_ms(jax_fn, *args))
+                torch_times.append(timed_ms(torch_fn))
+            emit(
+                "products",
+                f"jax accumulating_matmul, {name}, {part}",
+                jax_times,
+                part_flops,
+                difference_from_torch=round(difference, 4),
+            )
+            emit("products", f"torch, {name}, {part}", torch_times, part_flops)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--case",
-        choices=("ffn", "kernel_grad"),
+        choices=("ffn", "kernel_grad", "products"),
         action="append",
-        help="Which measurement (repeatable); both by default.",
+        help="Which measurement (repeatable); all by default.",
     )
     parser.add_argument("--repeats", type=int, default=15, help="Timed calls per variant.")
     args = parser.parse_args()
@@ -219,8 +283,9 @@ def main():
         parser.error("--repeats must be at least 1")
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
-    for case in args.case or ("ffn", "kernel_grad"):
-        {"ffn": ffn, "kernel_grad": kernel_grad}[case](rng, args.repeats)
+    cases = {"ffn": ffn, "kernel_grad": kernel_grad, "products": products}
+    for case in args.case or cases:
+        cases[case](rng, args.repeats)
 
 
 if __name__ == "__main__":

@@ -26,3 +26,10 @@ def test_the_timed_networks_and_products_agree():
     for form in forms:
         bound = 1e-2 if form["variant"].startswith("torch") else 1e-4
         assert form["difference_from_exact"] < bound, form
+    # Each dense layer's product and gradient products, as the layer gives them to XLA, are
+    # PyTorch's products (to bfloat16's rounding).
+    products = by_case["products"]
+    assert len(products) == 8
+    for record in products:
+        if record["variant"].startswith("jax"):
+            assert record["difference_from_torch"] < 0.02, record
