@@ -86,6 +86,11 @@ def median_ms(fn, *args, repeats):
     return round(statistics.median(times) * 1e3, 1)
 
 
+def compiled_products(fn, *args):
+    """The products in XLA's compiled program of `fn(*args)` (it drops unneeded ones)."""
+    return fn.lower(*args).compile().as_text().count(" dot(")
+
+
 def emit(case, variant, ms, **extra):
     print(json.dumps({"case": case, "variant": variant, "ms": ms, **extra}), flush=True)
 
@@ -112,11 +117,14 @@ def ffn(rng, repeats):
     def gelu(h):
         return jax.nn.gelu(h, approximate=False)
 
+    # A loss that needs the outputs: with a plain sum XLA dropped the second product.
+    cotangent = jnp.asarray(rng.standard_normal((4096, 512), dtype=np.float32))
+
     def tokens_3d(w1, w2, x):
-        return jnp.sum(gelu(x @ w1) @ w2)
+        return jnp.sum(jnp.square(gelu(x @ w1) @ w2) * cotangent.reshape(2, 2048, 512))
 
     def tokens_2d(w1, w2, x):
-        return jnp.sum(gelu(x.reshape(-1, 512) @ w1) @ w2)
+        return jnp.sum(jnp.square(gelu(x.reshape(-1, 512) @ w1) @ w2) * cotangent)
 
     for name, loss in (("3d", tokens_3d), ("2d", tokens_2d)):
         step = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
@@ -225,12 +233,28 @@ def dense_grad(rng, repeats):
         ),
         "bf16_accumulating_matmul": (accumulating_matmul, jnp.bfloat16),
     }
+    # The loss squares the product, so its gradient needs it: with a plain sum
+    # XLA dropped the forward product and the GFLOP/s below counted three products
+    # where two ran (corrected 2026-12-06; `products_compiled` shows the count).
+    output_cotangent = jnp.asarray(rng.standard_normal((2, 2048, 2048), dtype=np.float32))
     for name, (product, dtype) in products.items():
         grad = jax.jit(
-            jax.grad(lambda a, b, p=product: p(a, b).astype(jnp.float32).sum(), argnums=(0, 1))
+            jax.grad(
+                lambda a, b, p=product: jnp.sum(
+                    jnp.square(p(a, b).astype(jnp.float32)) * output_cotangent
+                ),
+                argnums=(0, 1),
+            )
         )
-        ms = median_ms(grad, jnp.asarray(x, dtype), jnp.asarray(kernel, dtype), repeats=repeats)
-        emit("dense_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
+        args = (jnp.asarray(x, dtype), jnp.asarray(kernel, dtype))
+        ms = median_ms(grad, *args, repeats=repeats)
+        emit(
+            "dense_grad",
+            name,
+            ms,
+            gflops=round(flops / ms / 1e6, 1),
+            products_compiled=compiled_products(grad, *args),
+        )
     # The kernel's gradient alone, bfloat16 into float32: the rows as one
     # axis (a transposed operand) and as two (what accumulating_matmul does).
     cotangent = jnp.asarray(rng.standard_normal((2, 2048, 2048), dtype=np.float32), jnp.bfloat16)
@@ -262,11 +286,24 @@ def dense_grad(rng, repeats):
         ms = median_ms(jax.jit(form), flat_cotangent, kernel_bf16, repeats=repeats)
         emit("dense_grad", name, ms, gflops=round(flops / 3 / ms / 1e6, 1))
     # The whole product and gradient with 2-D rows `(4096, 512)`.
+    flat_output_cotangent = output_cotangent.reshape(-1, 2048)
     grad = jax.jit(
-        jax.grad(lambda a, b: accumulating_matmul(a, b).astype(jnp.float32).sum(), argnums=(0, 1))
+        jax.grad(
+            lambda a, b: jnp.sum(
+                jnp.square(accumulating_matmul(a, b).astype(jnp.float32)) * flat_output_cotangent
+            ),
+            argnums=(0, 1),
+        )
     )
-    ms = median_ms(grad, rows.reshape(-1, 512), kernel_bf16, repeats=repeats)
-    emit("dense_grad", "bf16_accumulating_matmul_2d_rows", ms, gflops=round(flops / ms / 1e6, 1))
+    args = (rows.reshape(-1, 512), kernel_bf16)
+    ms = median_ms(grad, *args, repeats=repeats)
+    emit(
+        "dense_grad",
+        "bf16_accumulating_matmul_2d_rows",
+        ms,
+        gflops=round(flops / ms / 1e6, 1),
+        products_compiled=compiled_products(grad, *args),
+    )
 
 
 def attention_grad(rng, repeats):
@@ -287,15 +324,26 @@ def attention_grad(rng, repeats):
         "float32_accumulating_einsum": (accumulating_einsum, jnp.float32),
         "bf16_accumulating_einsum": (accumulating_einsum, jnp.bfloat16),
     }
+    # A loss that needs the logits (see `dense_grad`; corrected 2026-12-06).
+    logits_cotangent = jnp.asarray(rng.standard_normal((2, 8, 8, 256, 768), dtype=np.float32))
     for name, (product, dtype) in products.items():
         grad = jax.jit(
             jax.grad(
-                lambda a, b, p=product: p(equation, a, b).astype(jnp.float32).sum(),
+                lambda a, b, p=product: jnp.sum(
+                    jnp.square(p(equation, a, b).astype(jnp.float32)) * logits_cotangent
+                ),
                 argnums=(0, 1),
             )
         )
-        ms = median_ms(grad, jnp.asarray(queries, dtype), jnp.asarray(keys, dtype), repeats=repeats)
-        emit("attention_grad", name, ms, gflops=round(flops / ms / 1e6, 1))
+        args = (jnp.asarray(queries, dtype), jnp.asarray(keys, dtype))
+        ms = median_ms(grad, *args, repeats=repeats)
+        emit(
+            "attention_grad",
+            name,
+            ms,
+            gflops=round(flops / ms / 1e6, 1),
+            products_compiled=compiled_products(grad, *args),
+        )
 
 
 def window_grad(rng, repeats, key_heads=(8,)):

@@ -26,7 +26,7 @@ that compiles, and GFLOP/s for the products.
 
 Reproduce (from the repository root):
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
-        .venv/bin/python -P benchmarks/ffn_vs_torch.py --repeats 15
+        .venv/bin/python -P benchmarks/ffn_vs_torch.py --repeats 21
 """
 
 import argparse
@@ -55,6 +55,15 @@ def timed_ms(fn, *args):
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))
     return (time.perf_counter() - start) * 1e3
+
+
+def compiled_products(fn, *args):
+    """How many products XLA's compiled program of `fn(*args)` computes.
+
+    A product the result does not need is dropped by XLA: counting them shows
+    that what is timed is all of the work.
+    """
+    return fn.lower(*args).compile().as_text().count(" dot(")
 
 
 def emit(case, variant, times, flops=None, **extra):
@@ -116,6 +125,8 @@ def ffn(rng, repeats):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         torch_outputs = torch_model(torch_x).float().numpy()
     difference = round(relative_difference(keras_outputs, torch_outputs), 4)
+    torch_step()
+    torch_gradients = sum(t.grad is not None for t in (torch_x, *torch_model.parameters()))
 
     steps = {
         "keras_memory FeedForward(2048), mixed_bfloat16, jax.grad": (jax_step, jax_args),
@@ -128,7 +139,13 @@ def ffn(rng, repeats):
         for name, (step, args) in steps.items():
             times[name].append(timed_ms(step, *args))
     for name, step_times in times.items():
-        extra = {"outputs_difference_from_torch": difference} if name.startswith("keras") else {}
+        if name.startswith("keras"):
+            extra = {
+                "outputs_difference_from_torch": difference,
+                "products_compiled": compiled_products(jax_step, *jax_args),
+            }
+        else:
+            extra = {"gradients": torch_gradients}
         emit("ffn", name, step_times, **extra)
 
 
@@ -212,7 +229,8 @@ def products(rng, repeats):
     from keras_memory.backend import accumulating_matmul
 
     def backward(x, kernel, grad):
-        # The primal product is unused, so XLA drops it: the two gradient products alone.
+        # The primal product is unused, so XLA drops it: the two gradient
+        # products alone (`products_compiled` says so).
         return jax.vjp(accumulating_matmul, x, kernel)[1](grad)
 
     jax_forward, jax_backward = jax.jit(accumulating_matmul), jax.jit(backward)
@@ -220,13 +238,13 @@ def products(rng, repeats):
         "intermediate 512 -> 2048": (HIDDEN, INTERMEDIATE),
         "output 2048 -> 512": (INTERMEDIATE, HIDDEN),
     }.items():
-        x = rng.standard_normal((BATCH, LENGTH, n), dtype=np.float32)
+        # Flat rows, as `FeedForward` gives its dense layers the tokens.
+        x = rng.standard_normal((ROWS, n), dtype=np.float32)
         kernel = rng.standard_normal((n, m), dtype=np.float32) * n**-0.5
-        grad = rng.standard_normal((BATCH, LENGTH, m), dtype=np.float32)
+        grad = rng.standard_normal((ROWS, m), dtype=np.float32)
         jax_args = [jnp.asarray(a, jnp.bfloat16) for a in (x, kernel, grad)]
         torch_x, torch_kernel, torch_grad = (
-            torch.from_numpy(a).bfloat16()
-            for a in (x.reshape(ROWS, n), kernel, grad.reshape(ROWS, m))
+            torch.from_numpy(a).bfloat16() for a in (x, kernel, grad)
         )
 
         def torch_forward(torch_x=torch_x, torch_kernel=torch_kernel):
@@ -239,11 +257,11 @@ def products(rng, repeats):
         jax_grads = jax_backward(*jax_args)
         difference = max(
             relative_difference(
-                jax_forward(*jax_args[:2]).reshape(ROWS, m).astype(jnp.float32),
+                jax_forward(*jax_args[:2]).astype(jnp.float32),
                 torch_forward().float(),
             ),
             *(
-                relative_difference(ours.astype(jnp.float32).reshape(theirs.shape), theirs.float())
+                relative_difference(ours.astype(jnp.float32), theirs.float())
                 for ours, theirs in zip(jax_grads, torch_backward())
             ),
         )
@@ -265,6 +283,7 @@ def products(rng, repeats):
                 jax_times,
                 part_flops,
                 difference_from_torch=round(difference, 4),
+                products_compiled=compiled_products(jax_fn, *args),
             )
             emit("products", f"torch, {name}, {part}", torch_times, part_flops)
 

@@ -21,8 +21,8 @@ def accumulating_einsum(equation, a, b, float32_as_matmul=False):
     one `(batch, m, k) x (batch, k, n)` matmul. On 2 cores of an AMD EPYC
     (Zen 4) with jaxlib 0.10.2, the d512 window's logits product `(2, 8,
     256, 8, 64) x (2, 8, 768, 8, 64)` with its gradient's two products ran
-    at 281 GFLOP/s this way against 173 as a bfloat16 `jnp.einsum` and 167
-    in float32 (`benchmarks/cpu_kernels.py --case attention_grad`). Older jaxlibs
+    at 142 GFLOP/s this way against 88 as a bfloat16 `jnp.einsum` and 95
+    in float32 (`benchmarks/cpu_kernels.py --case attention_grad`, 2026-12-06). Older jaxlibs
     refuse the batched form (`UNIMPLEMENTED: Unsupported element type for
     DotThunk::Execute`): a first tiny product tells, once per process, and
     where it fails the plain product is used (the same product, up to the

@@ -17,9 +17,9 @@ def accumulating_matmul(x, kernel):
     path, and JAX's own transpose of the float32-accumulated product would
     multiply a float32 gradient by a bfloat16 operand, which runs at the
     float32 rate. A `(2, 2048, 512) x (512, 2048)` product with both of its
-    gradient products ran at 429 GFLOP/s this way against 302 as a plain
-    bfloat16 product and 216 in float32 on 2 cores of a Sapphire Rapids CPU
-    (`benchmarks/cpu_kernels.py --case dense_grad`). GPUs already accumulate a
+    gradient products ran at 277 GFLOP/s this way against 164 as a plain
+    bfloat16 product and 140 in float32 on 2 cores of an AMD EPYC (Zen 4;
+    `benchmarks/cpu_kernels.py --case dense_grad`, 2026-12-06). GPUs already accumulate a
     bfloat16 product in float32 inside the kernel, so they keep the plain
     product. The custom VJP makes the JAX CPU path reverse-mode only, like
     any `jax.custom_vjp`.

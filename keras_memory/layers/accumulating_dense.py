@@ -13,7 +13,7 @@ class AccumulatingDense(keras.layers.Dense):
     The same arguments, weights, value and gradient as `keras.layers.Dense`,
     on every backend. Under a `mixed_bfloat16` policy on JAX's CPU, the
     product and the two products of its gradient accumulate in float32,
-    which XLA's CPU runs 1.4x faster than Keras's bfloat16 product and 2x
+    which XLA's CPU runs 1.7x faster than Keras's bfloat16 product and 2x
     faster than float32 (`keras_memory.backend.accumulating_matmul`). Every
     projection of keras-memory's layers is one (docs/performance.md has what
     that does to a training step). Quantized and LoRA layers behave as

@@ -17,8 +17,12 @@ def test_the_timed_networks_and_products_agree():
     assert keras_ffn["variant"].startswith("keras_memory") and torch_ffn["variant"].startswith(
         "torch"
     )
+    # All six products are computed on the JAX side (a loss that does not need the
+    # outputs let XLA drop one), and PyTorch's backward pass reaches the input and both kernels.
+    assert keras_ffn["products_compiled"] == 6
+    assert torch_ffn["gradients"] == 3
     # The same weights give the same outputs, to bfloat16's precision: one network timed twice.
-    assert keras_ffn["outputs_difference_from_torch"] < 0.02
+    assert keras_ffn["outputs_difference_from_torch"] < 0.01
     # Every form of the kernel's gradient is the same product (the float32 accumulations to
     # within their rounding, PyTorch's bfloat16 result to within bfloat16's).
     forms = by_case["kernel_grad"]
@@ -30,6 +34,7 @@ def test_the_timed_networks_and_products_agree():
     # PyTorch's products (to bfloat16's rounding).
     products = by_case["products"]
     assert len(products) == 8
-    for record in products:
-        if record["variant"].startswith("jax"):
-            assert record["difference_from_torch"] < 0.02, record
+    ours = [r for r in products if r["variant"].startswith("jax")]
+    assert [r["products_compiled"] for r in ours] == [1, 2, 1, 2]  # forward, backward, twice
+    for record in ours:
+        assert record["difference_from_torch"] < 0.01, record
