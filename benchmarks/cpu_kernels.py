@@ -214,6 +214,29 @@ def matmul(rng, repeats):
         emit("matmul", f"torch_{name}", ms, gflops=round(flops[name] / ms / 1e6, 1))
 
 
+def squared_product_grad(case, name, product, operands, cotangent, flops, repeats):
+    """Times and emits forward and backward of `sum(product(a, b)^2 * cotangent)`.
+
+    The loss needs the product, so XLA keeps all three products: with a plain
+    sum it dropped the forward one and the GFLOP/s counted three where two ran
+    (corrected 2026-12-06; `products_compiled` shows the count).
+    """
+    grad = jax.jit(
+        jax.grad(
+            lambda a, b: jnp.sum(jnp.square(product(a, b).astype(jnp.float32)) * cotangent),
+            argnums=(0, 1),
+        )
+    )
+    ms = median_ms(grad, *operands, repeats=repeats)
+    emit(
+        case,
+        name,
+        ms,
+        gflops=round(flops / ms / 1e6, 1),
+        products_compiled=compiled_products(grad, *operands),
+    )
+
+
 def dense_grad(rng, repeats):
     import keras
 
@@ -233,27 +256,11 @@ def dense_grad(rng, repeats):
         ),
         "bf16_accumulating_matmul": (accumulating_matmul, jnp.bfloat16),
     }
-    # The loss squares the product, so its gradient needs it: with a plain sum
-    # XLA dropped the forward product and the GFLOP/s below counted three products
-    # where two ran (corrected 2026-12-06; `products_compiled` shows the count).
     output_cotangent = jnp.asarray(rng.standard_normal((2, 2048, 2048), dtype=np.float32))
     for name, (product, dtype) in products.items():
-        grad = jax.jit(
-            jax.grad(
-                lambda a, b, p=product: jnp.sum(
-                    jnp.square(p(a, b).astype(jnp.float32)) * output_cotangent
-                ),
-                argnums=(0, 1),
-            )
-        )
-        args = (jnp.asarray(x, dtype), jnp.asarray(kernel, dtype))
-        ms = median_ms(grad, *args, repeats=repeats)
-        emit(
-            "dense_grad",
-            name,
-            ms,
-            gflops=round(flops / ms / 1e6, 1),
-            products_compiled=compiled_products(grad, *args),
+        operands = (jnp.asarray(x, dtype), jnp.asarray(kernel, dtype))
+        squared_product_grad(
+            "dense_grad", name, product, operands, output_cotangent, flops, repeats
         )
     # The kernel's gradient alone, bfloat16 into float32: the rows as one
     # axis (a transposed operand) and as two (what accumulating_matmul does).
@@ -286,23 +293,14 @@ def dense_grad(rng, repeats):
         ms = median_ms(jax.jit(form), flat_cotangent, kernel_bf16, repeats=repeats)
         emit("dense_grad", name, ms, gflops=round(flops / 3 / ms / 1e6, 1))
     # The whole product and gradient with 2-D rows `(4096, 512)`.
-    flat_output_cotangent = output_cotangent.reshape(-1, 2048)
-    grad = jax.jit(
-        jax.grad(
-            lambda a, b: jnp.sum(
-                jnp.square(accumulating_matmul(a, b).astype(jnp.float32)) * flat_output_cotangent
-            ),
-            argnums=(0, 1),
-        )
-    )
-    args = (rows.reshape(-1, 512), kernel_bf16)
-    ms = median_ms(grad, *args, repeats=repeats)
-    emit(
+    squared_product_grad(
         "dense_grad",
         "bf16_accumulating_matmul_2d_rows",
-        ms,
-        gflops=round(flops / ms / 1e6, 1),
-        products_compiled=compiled_products(grad, *args),
+        accumulating_matmul,
+        (rows.reshape(-1, 512), kernel_bf16),
+        output_cotangent.reshape(-1, 2048),
+        flops,
+        repeats,
     )
 
 
@@ -324,25 +322,17 @@ def attention_grad(rng, repeats):
         "float32_accumulating_einsum": (accumulating_einsum, jnp.float32),
         "bf16_accumulating_einsum": (accumulating_einsum, jnp.bfloat16),
     }
-    # A loss that needs the logits (see `dense_grad`; corrected 2026-12-06).
     logits_cotangent = jnp.asarray(rng.standard_normal((2, 8, 8, 256, 768), dtype=np.float32))
     for name, (product, dtype) in products.items():
-        grad = jax.jit(
-            jax.grad(
-                lambda a, b, p=product: jnp.sum(
-                    jnp.square(p(equation, a, b).astype(jnp.float32)) * logits_cotangent
-                ),
-                argnums=(0, 1),
-            )
-        )
-        args = (jnp.asarray(queries, dtype), jnp.asarray(keys, dtype))
-        ms = median_ms(grad, *args, repeats=repeats)
-        emit(
+        operands = (jnp.asarray(queries, dtype), jnp.asarray(keys, dtype))
+        squared_product_grad(
             "attention_grad",
             name,
-            ms,
-            gflops=round(flops / ms / 1e6, 1),
-            products_compiled=compiled_products(grad, *args),
+            lambda a, b, p=product: p(equation, a, b),
+            operands,
+            logits_cotangent,
+            flops,
+            repeats,
         )
 
 
